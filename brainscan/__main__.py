@@ -1,0 +1,3 @@
+from brainscan.cli import main
+
+raise SystemExit(main())
