@@ -1,0 +1,98 @@
+"""Training-time augmentation on batches of prepared images (TensorFlow ops, used inside tf.data).
+
+The training set's classes come from different collections (tumor classes mostly contrast T1,
+notumor from others), so a model can learn a source's look instead of the tumor. These
+transforms make sequence, contrast, framing and skull-or-no-skull uninformative.
+"""
+
+from __future__ import annotations
+
+import math
+
+import tensorflow as tf
+
+
+def _uniform(n, lo, hi):
+    return tf.random.uniform([n, 1, 1, 1], lo, hi)
+
+
+def _maybe(n, p, changed, original):
+    keep = tf.cast(tf.random.uniform([n, 1, 1, 1]) < p, changed.dtype)
+    return keep * changed + (1 - keep) * original
+
+
+def random_affine(x: tf.Tensor, max_deg: float = 15, scale: tuple[float, float] = (0.85, 1.15),
+                  shift: float = 0.08) -> tf.Tensor:
+    """Rotation, zoom and translation in one projective warp per image."""
+    n = tf.shape(x)[0]
+    size = tf.cast(tf.shape(x)[1], tf.float32)
+    angle = tf.random.uniform([n], -max_deg, max_deg) * math.pi / 180
+    s = tf.random.uniform([n], scale[0], scale[1])
+    tx = tf.random.uniform([n], -shift, shift) * size
+    ty = tf.random.uniform([n], -shift, shift) * size
+    cos, sin = tf.cos(angle) / s, tf.sin(angle) / s
+    c = (size - 1) / 2
+    # Output pixel (x, y) samples input at A @ (x - c, y - c) + c + t.
+    a0, a1 = cos, -sin
+    b0, b1 = sin, cos
+    a2 = c - a0 * c - a1 * c + tx
+    b2 = c - b0 * c - b1 * c + ty
+    zeros = tf.zeros([n])
+    transforms = tf.stack([a0, a1, a2, b0, b1, b2, zeros, zeros], axis=1)
+    return tf.raw_ops.ImageProjectiveTransformV3(
+        images=x, transforms=transforms, output_shape=tf.shape(x)[1:3], fill_value=0.0,
+        interpolation="BILINEAR", fill_mode="CONSTANT")
+
+
+def random_intensity(x: tf.Tensor) -> tf.Tensor:
+    """Gamma, contrast/brightness, a random monotone curve (histogram change) and rare inversion."""
+    n = tf.shape(x)[0]
+    x = tf.pow(tf.clip_by_value(x, 1e-6, 1.0), tf.exp(_uniform(n, -0.6, 0.6)))
+    x = x * _uniform(n, 0.75, 1.25) + _uniform(n, -0.1, 0.1)
+    # Random monotone piecewise-linear curve through 5 knots: reshapes the histogram like another sequence.
+    knots = tf.sort(tf.random.uniform([n, 3]), axis=1)
+    ys = tf.concat([tf.zeros([n, 1]), knots, tf.ones([n, 1])], axis=1)  # n x 5
+    xc = tf.clip_by_value(x, 0.0, 1.0) * 4.0
+    idx = tf.clip_by_value(tf.cast(tf.floor(xc), tf.int32), 0, 3)
+    frac = xc - tf.cast(idx, tf.float32)
+    y0 = tf.gather(ys, idx[..., 0], batch_dims=1)[..., None]
+    y1 = tf.gather(ys, idx[..., 0] + 1, batch_dims=1)[..., None]
+    curved = y0 + frac * (y1 - y0)
+    x = _maybe(n, 0.4, curved, x)
+    # Inversion: dark fluid becomes bright as between T1 and T2; only inside the head so background stays dark.
+    head = tf.cast(x > 0.03, tf.float32)
+    x = _maybe(n, 0.15, (1.0 - x) * head, x)
+    return tf.clip_by_value(x, 0.0, 1.0)
+
+
+def random_skull_strip(x: tf.Tensor, p: float = 0.3) -> tf.Tensor:
+    """Black out everything outside a random centred ellipse, mimicking skull-stripped volumes."""
+    n = tf.shape(x)[0]
+    size = tf.shape(x)[1]
+    r = tf.linspace(-1.0, 1.0, size)
+    yy, xx = tf.meshgrid(r, r, indexing="ij")
+    ry, rx = _uniform(n, 0.7, 0.9), _uniform(n, 0.6, 0.85)
+    inside = tf.cast((xx[None, :, :, None] / rx) ** 2 + (yy[None, :, :, None] / ry) ** 2 <= 1.0, tf.float32)
+    return _maybe(n, p, x * inside, x)
+
+
+def random_noise_blur(x: tf.Tensor) -> tf.Tensor:
+    n = tf.shape(x)[0]
+    blurred = tf.nn.avg_pool2d(x, 3, 1, "SAME")
+    x = _maybe(n, 0.25, blurred, x)
+    noisy = x + tf.random.normal(tf.shape(x)) * _uniform(n, 0.0, 0.05)
+    x = _maybe(n, 0.5, noisy, x)
+    return tf.clip_by_value(x, 0.0, 1.0)
+
+
+def augment_batch(x: tf.Tensor) -> tf.Tensor:
+    x = _flip(x)
+    x = random_affine(x)
+    x = random_skull_strip(x)
+    x = random_intensity(x)
+    return random_noise_blur(x)
+
+
+def _flip(x: tf.Tensor) -> tf.Tensor:
+    n = tf.shape(x)[0]
+    return _maybe(n, 0.5, tf.reverse(x, axis=[2]), x)

@@ -1,0 +1,178 @@
+"""Command line: python -m brainscan {predict,convert,train,evaluate,bench} ...
+
+Bad input never produces a traceback: each file that cannot be used gets one JSON line with an
+error sentence, and the exit status says whether everything worked (0), something was refused (1)
+or the command itself was wrong (2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+
+def _expand(paths: list[str]) -> list[str]:
+    out: list[str] = []
+    for p in paths:
+        if os.path.isdir(p):
+            for dirpath, dirnames, files in os.walk(p):
+                dirnames.sort()
+                out.extend(os.path.join(dirpath, f) for f in sorted(files) if not f.startswith("."))
+        else:
+            out.append(p)
+    return out
+
+
+def _emit(obj: dict) -> None:
+    sys.stdout.write(json.dumps(obj) + "\n")
+    sys.stdout.flush()
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from brainscan.check import check_file, load_checker
+
+    files = _expand(args.paths)
+    if not files:
+        print("error: no input files found", file=sys.stderr)
+        return 2
+    checker = load_checker(args.model)
+    failed = False
+    for f in files:
+        result = check_file(checker, f, cam=args.cam or bool(args.cam_out), cam_method=args.cam_method,
+                            cam_out=args.cam_out)
+        failed |= "error" in result
+        _emit(result)
+    return 1 if failed else 0
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    from brainscan.convert import convert_paths
+
+    results = convert_paths(_expand(args.paths), args.out, fmt=args.format, frame=args.frame)
+    for r in results:
+        _emit(r)
+    return 1 if any("error" in r for r in results) else 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from brainscan.train import TrainConfig, run
+
+    cfg = TrainConfig(data=args.data, out=args.out, arch=args.arch, epochs=args.epochs, img_size=args.img_size,
+                      weights=args.weights, batch_size=args.batch_size, learning_rate=args.lr,
+                      augment=not args.no_augment, seed=args.seed, patience=args.patience, name=args.name or "",
+                      max_images=args.max_images)
+    run(cfg)
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from brainscan.evaluate import evaluate_folder
+
+    result = evaluate_folder(args.data, args.model)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(_summary(result))
+    return 0
+
+
+def _summary(r: dict) -> str:
+    lines = [f"{r['data']} with model {r['model']}: {r['n_images']} images ({r['n_unreadable']} unreadable)"]
+    if "accuracy" in r:
+        lines.append(f"accuracy {r['accuracy']:.4f}  ECE {r['ece']:.4f}")
+        for c, m in r["per_class"].items():
+            lines.append(f"  {c:<11} precision {m['precision']:.3f} recall {m['recall']:.3f} f1 {m['f1']:.3f} "
+                         f"n={m['support']}")
+    tv = r.get("tumor_vs_notumor")
+    if tv:
+        lines.append(f"tumor vs no tumor: accuracy {tv['accuracy']:.4f} F1 {tv['f1']:.4f}"
+                     + (f" ROC AUC {tv['roc_auc']:.4f}, sensitivity at 95% specificity "
+                        f"{tv['at_95_specificity']['sensitivity']:.4f}" if "roc_auc" in tv else ""))
+    return "\n".join(lines)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from brainscan.bench import format_report, run_bench
+
+    result = run_bench(model_path=args.model, repeats=args.repeats)
+    print(json.dumps(result) if args.json else format_report(result))
+    return 0
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # usage errors: one line and status 2, no traceback
+        self.print_usage(sys.stderr)
+        print(f"error: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from brainscan.explain_methods import CAM_METHODS
+
+    p = _Parser(prog="python -m brainscan", description="BrainScan: brain-MRI tumor check (research demo).")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    pr = sub.add_parser("predict", help="classify scans; JSON Lines on stdout")
+    pr.add_argument("paths", nargs="+")
+    pr.add_argument("--model", help="model folder (default: the one in models/)")
+    pr.add_argument("--cam", action="store_true", help="add cam_peak [x, y] in original pixel coordinates")
+    pr.add_argument("--cam-method", default="gradcam", choices=CAM_METHODS)
+    pr.add_argument("--cam-out", help="also write heatmap overlays (PNG) to this folder")
+    pr.set_defaults(func=cmd_predict)
+
+    cv = sub.add_parser("convert", help="DICOM (or any scan) to PNG/JPEG without identifiers")
+    cv.add_argument("paths", nargs="+")
+    cv.add_argument("--out", required=True)
+    cv.add_argument("--format", default="png", choices=("png", "jpg"))
+    cv.add_argument("--frame", type=int, default=None)
+    cv.set_defaults(func=cmd_convert)
+
+    tr = sub.add_parser("train", help="train a model on a dataset folder")
+    tr.add_argument("--data", required=True)
+    tr.add_argument("--out", required=True, help="run folder to create")
+    tr.add_argument("--arch", default="compact", choices=("compact", "efficientnetb0", "vgg19"))
+    tr.add_argument("--epochs", type=int, default=30)
+    tr.add_argument("--img-size", type=int, default=128)
+    tr.add_argument("--weights", default="none", help="imagenet | none | PATH to a local weights file")
+    tr.add_argument("--batch-size", type=int, default=32)
+    tr.add_argument("--lr", type=float, default=2e-3)
+    tr.add_argument("--no-augment", action="store_true")
+    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--patience", type=int, default=6)
+    tr.add_argument("--max-images", type=int, default=0, help="cap the training images (quick demos)")
+    tr.add_argument("--name")
+    tr.set_defaults(func=cmd_train)
+
+    ev = sub.add_parser("evaluate", help="metrics of a model on a labelled folder")
+    ev.add_argument("data")
+    ev.add_argument("--model")
+    ev.add_argument("--json", action="store_true")
+    ev.set_defaults(func=cmd_evaluate)
+
+    be = sub.add_parser("bench", help="time one scan check against VGG19 predict")
+    be.add_argument("--json", action="store_true")
+    be.add_argument("--model")
+    be.add_argument("--repeats", type=int, default=7)
+    be.set_defaults(func=cmd_bench)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from brainscan.data import DatasetError
+    from brainscan.errors import ModelError
+
+    try:
+        return int(args.func(args) or 0)
+    except (ModelError, DatasetError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

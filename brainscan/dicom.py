@@ -1,0 +1,285 @@
+"""DICOM decoding for :func:`brainscan.io.load_scan`.
+
+Privacy: only the elements in :data:`SAFE_TAGS` (plus the pixel-module elements
+needed to decode) are ever read. pydicom converts elements lazily, so never
+iterating the dataset means patient values are never even decoded, validated,
+logged or warned about. Error messages are our own sentences; pydicom's text is
+never passed through (``raise ... from None``).
+"""
+
+from __future__ import annotations
+
+import logging
+from io import BytesIO
+from typing import Any
+
+import numpy as np
+import pydicom
+from pydicom.datadict import DicomDictionary
+from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
+from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi, get_decoder, pixel_array
+from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+from brainscan.io import MAX_PIXELS, MIN_SIDE, ScanError
+
+__all__ = ["MAX_TOTAL_PIXELS", "SAFE_TAGS", "looks_like_dicom", "read_dicom"]
+
+log = logging.getLogger(__name__)
+
+# metadata key -> DICOM keyword. Nothing outside this list is copied out.
+SAFE_TAGS: dict[str, str] = {
+    "modality": "Modality",
+    "series_description": "SeriesDescription",
+    "body_part": "BodyPartExamined",
+    "pixel_spacing": "PixelSpacing",
+    "rows": "Rows",
+    "columns": "Columns",
+    "frames": "NumberOfFrames",
+    "photometric_interpretation": "PhotometricInterpretation",
+    "transfer_syntax": "TransferSyntaxUID",
+    "bits_stored": "BitsStored",
+}
+
+# Rows * Columns * frames limit for the whole file (we decode one frame, but a
+# header declaring an absurd total is refused anyway).
+MAX_TOTAL_PIXELS: int = 10 * MAX_PIXELS
+
+# Transfer syntaxes newer than pydicom 3.0's UID dictionary.
+_EXTRA_TS_NAMES = {
+    "1.2.840.10008.1.2.4.110": "JPEG XL Lossless",
+    "1.2.840.10008.1.2.4.111": "JPEG XL JPEG Recompression",
+    "1.2.840.10008.1.2.4.112": "JPEG XL",
+    "1.2.840.10008.1.2.8.1": "Deflated Image Frame Compression",
+}
+
+_DAMAGED = "This DICOM file is damaged or incomplete and could not be read."
+
+
+def ts_name(uid: str) -> str:
+    """Human name of a transfer syntax UID ("unknown transfer syntax" if unknown)."""
+    uid = str(uid)
+    if uid in _EXTRA_TS_NAMES:
+        return _EXTRA_TS_NAMES[uid]
+    name = UID(uid).name
+    return name if name and name != uid else "unknown transfer syntax"
+
+
+def looks_like_dicom(data: bytes) -> bool:
+    """True for Part-10 files ("DICM" at 128) and plausible preamble-less datasets."""
+    if len(data) >= 132 and data[128:132] == b"DICM":
+        return True
+    # Preamble-less: must start with a group 0002 (meta) or 0008 element tag
+    # (little endian, or 0008 big endian), and then parse into known tags.
+    if len(data) < 8 or data[:2] not in (b"\x02\x00", b"\x08\x00", b"\x00\x08"):
+        return False
+    try:
+        ds = pydicom.dcmread(BytesIO(data), force=True, stop_before_pixels=True, defer_size=1024)
+        tags = list(ds.file_meta.keys()) + list(ds.keys())
+    except Exception:  # noqa: BLE001 - any parse failure just means "not DICOM"
+        return False
+    known = sum(1 for tag in tags[:16] if int(tag) in DicomDictionary)
+    return known >= 2
+
+
+def _get(ds: Dataset, keyword: str) -> Any:
+    try:
+        return ds.get(keyword)
+    except Exception:  # noqa: BLE001 - a malformed safe element is just "absent"
+        return None
+
+
+def _int(value: Any, default: int) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def _float_or_none(value: Any) -> float | None:
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return None
+    return out if np.isfinite(out) else None
+
+
+def _first(value: Any) -> Any:
+    """First value of a possibly multi-valued element."""
+    if isinstance(value, (list, tuple, MultiValue)):
+        return value[0] if len(value) else None
+    return value
+
+
+def _count(value: Any) -> int:
+    if isinstance(value, (list, tuple, MultiValue)):
+        return len(value)
+    return 0 if value is None else 1
+
+
+def _metadata(ds: Dataset, tsyntax: str, n_frames: int) -> dict[str, object]:
+    meta: dict[str, object] = {}
+    for key, keyword in SAFE_TAGS.items():
+        if key == "transfer_syntax":
+            meta[key] = ts_name(tsyntax) if tsyntax else None
+            continue
+        if key == "frames":
+            meta[key] = n_frames
+            continue
+        value = _get(ds, keyword)
+        if value is None or value == "":
+            meta[key] = None
+        elif key == "pixel_spacing":
+            spacing = [_float_or_none(v) for v in value] if _count(value) > 1 else []
+            meta[key] = spacing if spacing and None not in spacing else None
+        elif key in ("rows", "columns", "bits_stored"):
+            meta[key] = _int(value, 0) or None
+        else:
+            meta[key] = str(value)[:64]
+    return meta
+
+
+def _window(x: np.ndarray, center: float, width: float, function: str) -> np.ndarray:
+    """VOI window per DICOM PS3.3 C.11.2.1.2, output in [0, 1]."""
+    if function == "SIGMOID":
+        return 1.0 / (1.0 + np.exp(np.clip(-4.0 * (x - center) / width, -500, 500)))
+    if function == "LINEAR_EXACT":
+        return np.clip((x - center) / width + 0.5, 0.0, 1.0)
+    if width <= 1.0:  # LINEAR with width 1 is a threshold
+        return (x > center - 0.5).astype(np.float64)
+    return np.clip((x - (center - 0.5)) / (width - 1.0) + 0.5, 0.0, 1.0)
+
+
+def _stretch(x: np.ndarray, notes: list[str]) -> tuple[np.ndarray, str]:
+    finite = x[np.isfinite(x)]
+    if finite.size == 0:
+        return np.zeros_like(x), "none (no finite values)"
+    lo, hi = (float(v) for v in np.percentile(finite, [0.5, 99.5]))
+    if hi <= lo:
+        lo, hi = float(finite.min()), float(finite.max())
+    if hi <= lo:
+        notes.append("No window in the file and the image has a single value; shown as black.")
+        return np.zeros_like(x), "none (constant image)"
+    notes.append("No window in the file: used a 0.5-99.5 percentile stretch.")
+    return np.clip((x - lo) / (hi - lo), 0.0, 1.0), f"0.5-99.5 percentile stretch ({lo:g} to {hi:g})"
+
+
+def _voi(arr: np.ndarray, ds: Dataset, notes: list[str]) -> tuple[np.ndarray, str]:
+    """Modality LUT then VOI LUT / window / percentile stretch; returns [0, 1] values."""
+    x = apply_modality_lut(arr, ds)
+    if _get(ds, "VOILUTSequence"):
+        item = ds.VOILUTSequence[0]
+        bits = _int(item.LUTDescriptor[2], 16)
+        lut_in = np.rint(x).astype(np.int64) if x.dtype.kind == "f" else x
+        y = apply_voi(lut_in, ds, index=0).astype(np.float64) / float(2**bits - 1)
+        return np.clip(y, 0.0, 1.0), "VOI LUT from the file"
+    x = x.astype(np.float64)
+    centers, widths = _get(ds, "WindowCenter"), _get(ds, "WindowWidth")
+    center, width = _float_or_none(_first(centers)), _float_or_none(_first(widths))
+    function = str(_get(ds, "VOILUTFunction") or "LINEAR").strip().upper()
+    if function not in ("LINEAR", "LINEAR_EXACT", "SIGMOID"):
+        function = "LINEAR"
+    min_width = 1.0 if function == "LINEAR" else 0.0
+    if center is not None and width is not None and width >= min_width and width > 0:
+        desc = f"center {center:g}, width {width:g} from the file ({function})"
+        if max(_count(centers), _count(widths)) > 1:
+            desc += f"; first of {max(_count(centers), _count(widths))} windows in the file"
+        return _window(x, center, width, function), desc
+    if center is not None or width is not None:
+        notes.append("The window in the file is invalid, so it was ignored.")
+    return _stretch(x, notes)
+
+
+def _to_gray(arr: np.ndarray, ds: Dataset, photometric: str) -> np.ndarray:
+    """Colour (RGB, YBR already converted by pydicom, or palette) -> luminance in [0, 1]."""
+    if photometric == "PALETTE COLOR":
+        arr = apply_color_lut(arr, ds)
+    if arr.dtype == np.uint8:
+        scale = 255.0
+    elif photometric == "PALETTE COLOR":
+        scale = 65535.0
+    else:
+        scale = float(2 ** _int(_get(ds, "BitsStored"), 16) - 1)
+    rgb = arr[..., :3].astype(np.float64) / scale
+    return np.clip(rgb @ np.array([0.299, 0.587, 0.114]), 0.0, 1.0)
+
+
+def read_dicom(
+    data: bytes,
+    frame: int | None = None,
+    *,
+    max_pixels: int = MAX_PIXELS,
+    min_side: int = MIN_SIDE,
+) -> tuple[np.ndarray, int, int, dict[str, object], list[str]]:
+    """Decode one frame of a DICOM file to display-ready float32 H x W in [0, 1].
+
+    Returns ``(pixels, n_frames, frame_index, metadata, notes)``. The frame
+    defaults to the middle one (``n_frames // 2``). Raises ScanError.
+    """
+    notes: list[str] = []
+    try:
+        ds = pydicom.dcmread(BytesIO(data), force=True)
+    except Exception:  # noqa: BLE001 - pydicom's message is not shown (privacy)
+        raise ScanError(_DAMAGED) from None
+    if not any(k in ds for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
+        raise ScanError("This DICOM file has no image (no pixel data).")
+
+    tsyntax = str(_get(ds.file_meta, "TransferSyntaxUID") or "")
+    if not tsyntax:
+        # No file meta (preamble-less or old ACR-NEMA style): use how it parsed.
+        implicit, little = ds.original_encoding
+        if implicit is None or little is None:
+            raise ScanError(_DAMAGED)
+        tsyntax = ImplicitVRLittleEndian if implicit else ExplicitVRLittleEndian if little else ExplicitVRBigEndian
+        ds.file_meta.TransferSyntaxUID = UID(tsyntax)
+    cannot = f"Cannot decode this DICOM's compression ({ts_name(tsyntax)}, {tsyntax})."
+    try:
+        available = get_decoder(UID(tsyntax)).is_available
+    except Exception:  # noqa: BLE001 - unknown or unsupported syntax
+        available = False
+    if not available:
+        raise ScanError(cannot)
+
+    rows, cols = _int(_get(ds, "Rows"), 0), _int(_get(ds, "Columns"), 0)
+    n_frames = max(_int(_get(ds, "NumberOfFrames"), 1), 1)
+    if rows <= 0 or cols <= 0:
+        raise ScanError("This DICOM file does not say how large its image is.")
+    if rows * cols > max_pixels or rows * cols * n_frames > MAX_TOTAL_PIXELS:
+        raise ScanError(
+            f"This DICOM image is {cols}x{rows} pixels with {n_frames} frame(s), "
+            f"more than the {max_pixels:,} pixels per frame we accept."
+        )
+    if min(rows, cols) < min_side:
+        raise ScanError(f"This DICOM image is {cols}x{rows} pixels; the minimum is {min_side} pixels per side.")
+    index = n_frames // 2 if frame is None else int(frame)
+    if not 0 <= index < n_frames:
+        raise ScanError(f"Frame {index} does not exist; this file has {n_frames} frame(s), numbered 0 to {n_frames - 1}.")
+
+    try:
+        arr = pixel_array(ds, index=index)
+    except Exception as exc:  # noqa: BLE001 - only the type is logged (privacy)
+        log.debug("DICOM pixel decode failed: %s", type(exc).__name__)
+        raise ScanError(
+            f"Could not decode the image in this DICOM file; the data may be damaged ({ts_name(tsyntax)}, {tsyntax})."
+        ) from None
+
+    photometric = str(_get(ds, "PhotometricInterpretation") or "MONOCHROME2").strip().upper()
+    try:
+        if arr.ndim == 3 or photometric == "PALETTE COLOR":
+            pixels, window = _to_gray(arr, ds, photometric), "none (colour image)"
+            notes.append(f"Colour DICOM ({photometric}) converted to grayscale.")
+        else:
+            pixels, window = _voi(arr, ds, notes)
+    except Exception as exc:  # noqa: BLE001 - malformed LUT / window elements
+        log.debug("DICOM LUT/window failed: %s", type(exc).__name__)
+        raise ScanError("This DICOM file's display settings (lookup tables) are damaged.") from None
+    if photometric == "MONOCHROME1":
+        pixels = 1.0 - pixels
+        notes.append("MONOCHROME1 image: inverted so that higher values are brighter.")
+    if n_frames > 1:
+        notes.append(f"Showing frame {index} of {n_frames} (numbered from 0).")
+
+    meta = _metadata(ds, tsyntax, n_frames)
+    meta["window"] = window
+    pixels = np.nan_to_num(np.asarray(pixels, dtype=np.float32), nan=0.0, posinf=1.0, neginf=0.0)
+    return np.ascontiguousarray(np.clip(pixels, 0.0, 1.0)), n_frames, index, meta, notes

@@ -1,0 +1,298 @@
+"""Architectures, loading and saving a model folder with its card, calibrated prediction.
+
+A model folder holds ``model.keras`` (outputs logits), ``card.json`` (classes, input size,
+preprocessing, temperature, training data, split, scores) and optionally ``ood.npz`` (feature
+statistics for the out-of-distribution score) plus metrics files for the Model page.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+
+from brainscan.errors import ModelError  # noqa: E402,F401
+from keras import layers  # noqa: E402
+
+MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+DEFAULT_MODEL_ENV = "BRAINSCAN_MODEL"
+ARCHITECTURES = ("compact", "efficientnetb0", "vgg19")
+FEATURES_LAYER = "features"
+
+
+# --- architectures ---------------------------------------------------------------------------
+
+def _conv_block(x, filters: int, name: str, pool: bool = True):
+    x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv1")(x)
+    x = layers.BatchNormalization(name=f"{name}_bn1")(x)
+    x = layers.ReLU(name=f"{name}_relu1")(x)
+    x = layers.SeparableConv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv2")(x)
+    x = layers.BatchNormalization(name=f"{name}_bn2")(x)
+    x = layers.ReLU(name=f"{name}_relu2")(x)
+    return layers.MaxPooling2D(2, name=f"{name}_pool")(x) if pool else x
+
+
+def build_compact(size: int, n_classes: int, channels: int = 1, dropout: float = 0.3) -> keras.Model:
+    """A small CNN for a 2-core CPU: strided stem, four conv blocks, global pooling, linear logits."""
+    inp = keras.Input((size, size, channels), name="image")
+    x = layers.Conv2D(32, 3, strides=2, padding="same", use_bias=False, name="stem_conv")(inp)
+    x = layers.BatchNormalization(name="stem_bn")(x)
+    x = layers.ReLU(name="stem_relu")(x)
+    x = _conv_block(x, 48, "block1")
+    x = _conv_block(x, 96, "block2")
+    x = _conv_block(x, 160, "block3")
+    x = _conv_block(x, 256, "block4", pool=False)  # last spatial map (size/16): Grad-CAM's target
+    x = layers.GlobalAveragePooling2D(name=FEATURES_LAYER)(x)
+    x = layers.Dropout(dropout, name="dropout")(x)
+    out = layers.Dense(n_classes, name="logits")(x)
+    return keras.Model(inp, out, name="compact_cnn")
+
+
+def _backbone(arch: str, size: int, weights: str | None):
+    apps = keras.applications
+    if arch == "efficientnetb0":
+        return apps.EfficientNetB0(include_top=False, weights=weights, input_shape=(size, size, 3)), \
+            apps.efficientnet.preprocess_input
+    if arch == "vgg19":
+        return apps.VGG19(include_top=False, weights=weights, input_shape=(size, size, 3)), apps.vgg19.preprocess_input
+    raise ModelError(f"Unknown architecture {arch!r}; choose one of {', '.join(ARCHITECTURES)}.")
+
+
+def build_transfer(arch: str, size: int, n_classes: int, weights: str | None = "imagenet",
+                   dropout: float = 0.3) -> keras.Model:
+    """An ImageNet backbone from keras.applications on a grayscale input (repeated to RGB inside).
+
+    weights: "imagenet" (Keras downloads them; needs internet), None, or a path to a local
+    weights file for the backbone (e.g. the .h5 Keras would have downloaded).
+    """
+    local = weights if weights not in (None, "imagenet") else None
+    if local and not Path(local).is_file():
+        raise ModelError(f"Weights file {local} does not exist.")
+    try:
+        base, preprocess_input = _backbone(arch, size, "imagenet" if weights == "imagenet" else None)
+    except ModelError:
+        raise
+    except Exception as err:  # noqa: BLE001 - Keras raises URLError/OSError/Exception when offline
+        raise ModelError(
+            f"Could not download the ImageNet weights for {arch} ({type(err).__name__}); this machine may be "
+            "offline. Use --weights none to train from scratch, or --weights PATH with a local weights file.") from err
+    if local:
+        try:
+            base.load_weights(local)
+        except Exception as err:  # noqa: BLE001
+            raise ModelError(f"Could not load the weights file {local} into {arch}: {err}") from err
+    inp = keras.Input((size, size, 1), name="image")
+    x = layers.Concatenate(name="to_rgb")([inp, inp, inp])
+    x = layers.Rescaling(255.0, name="to_255")(x)
+    x = layers.Lambda(preprocess_input, name="backbone_preprocess")(x)
+    x = base(x)
+    x = layers.GlobalAveragePooling2D(name=FEATURES_LAYER)(x)
+    x = layers.Dropout(dropout, name="dropout")(x)
+    out = layers.Dense(n_classes, name="logits")(x)
+    return keras.Model(inp, out, name=f"{arch}_transfer")
+
+
+def build_model(arch: str, size: int, n_classes: int, weights: str | None = None) -> keras.Model:
+    if arch == "compact":
+        if weights not in (None, "none"):
+            raise ModelError("The compact architecture has no pretrained weights; use --weights none.")
+        return build_compact(size, n_classes)
+    return build_transfer(arch, size, n_classes, None if weights in (None, "none") else weights)
+
+
+# --- the model folder ------------------------------------------------------------------------
+
+@dataclass
+class LoadedModel:
+    keras_model: keras.Model
+    card: dict
+    path: Path
+    ood: dict[str, np.ndarray] = field(default_factory=dict)
+    _feature_model: keras.Model | None = None
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.card["classes"])
+
+    @property
+    def size(self) -> int:
+        return int(self.card["input_size"])
+
+    @property
+    def temperature(self) -> float:
+        return float(self.card.get("calibration", {}).get("temperature", 1.0))
+
+    @property
+    def name(self) -> str:
+        return str(self.card.get("name", self.path.name))
+
+    def features_and_logits(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if self._feature_model is None:
+            m = self.keras_model
+            self._feature_model = keras.Model(m.inputs, [m.get_layer(FEATURES_LAYER).output, m.output])
+        feats, logits = self._feature_model(batch, training=False)
+        return np.asarray(feats), np.asarray(logits)
+
+
+def find_default_model() -> Path:
+    """$BRAINSCAN_MODEL, else models/default, else the only model folder in models/."""
+    env = os.environ.get(DEFAULT_MODEL_ENV)
+    if env:
+        return Path(env)
+    if (MODELS_DIR / "default" / "card.json").is_file():
+        return MODELS_DIR / "default"
+    found = sorted(p.parent for p in MODELS_DIR.glob("*/card.json"))
+    if not found:
+        raise ModelError(f"No model found in {MODELS_DIR}; train one with `python -m brainscan train`.")
+    return found[0]
+
+
+def load_model(path: str | os.PathLike | None = None) -> LoadedModel:
+    folder = Path(path) if path else find_default_model()
+    if folder.is_file():
+        folder = folder.parent
+    card_path, model_path = folder / "card.json", folder / "model.keras"
+    if not card_path.is_file() or not model_path.is_file():
+        raise ModelError(f"{folder} is not a model folder (it needs model.keras and card.json).")
+    card = json.loads(card_path.read_text())
+    try:
+        km = keras.models.load_model(model_path, compile=False, safe_mode=False)
+    except Exception as err:  # noqa: BLE001
+        raise ModelError(f"Could not load {model_path}: {err}") from err
+    ood = dict(np.load(folder / "ood.npz")) if (folder / "ood.npz").is_file() else {}
+    return LoadedModel(km, card, folder, ood)
+
+
+def save_model_folder(keras_model: keras.Model, card: dict, folder: str | os.PathLike,
+                      extra_files: dict[str, bytes] | None = None, ood: dict[str, np.ndarray] | None = None) -> Path:
+    """Write a complete model folder atomically: everything goes to a temporary sibling, then one rename."""
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
+    try:
+        keras_model.save(tmp / "model.keras")
+        (tmp / "card.json").write_text(json.dumps(card, indent=2, default=_json_default))
+        if ood:
+            np.savez(tmp / "ood.npz", **ood)
+        for name, data in (extra_files or {}).items():
+            (tmp / name).write_bytes(data)
+        replace_dir(tmp, folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return folder
+
+
+def replace_dir(src: Path, dst: Path) -> None:
+    """Put src at dst; an existing dst is moved aside first and removed only after the swap."""
+    old = None
+    if dst.exists():
+        old = dst.with_name(f".{dst.name}.old-{os.getpid()}")
+        os.replace(dst, old)
+    os.replace(src, dst)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _json_default(o):
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(type(o).__name__)
+
+
+# --- calibrated prediction ------------------------------------------------------------------
+
+def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    z = np.asarray(logits, np.float64) / temperature
+    z -= z.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
+    """Temperature minimising the negative log-likelihood on held-out data (Guo et al., 2017)."""
+    from scipy.optimize import minimize_scalar
+
+    labels = np.asarray(labels, dtype=int)
+
+    def nll(log_t: float) -> float:
+        p = softmax(logits, float(np.exp(log_t)))
+        return float(-np.mean(np.log(p[np.arange(len(labels)), labels] + 1e-12)))
+
+    res = minimize_scalar(nll, bounds=(np.log(0.05), np.log(20.0)), method="bounded")
+    return float(np.exp(res.x))
+
+
+def tumor_probability(probs: np.ndarray, classes: list[str]) -> np.ndarray:
+    probs = np.atleast_2d(probs)
+    if "notumor" in classes:
+        return 1.0 - probs[:, classes.index("notumor")]
+    raise ModelError("The model has no 'notumor' class, so it cannot give a tumor probability.")
+
+
+def ood_stats(features: np.ndarray, labels: np.ndarray, n_classes: int) -> dict[str, np.ndarray]:
+    """Class means and a shared precision matrix of the penultimate features (Mahalanobis OOD)."""
+    means = np.stack([features[labels == c].mean(axis=0) for c in range(n_classes)])
+    centred = features - means[labels]
+    cov = centred.T @ centred / max(len(features) - 1, 1)
+    cov += np.eye(cov.shape[0]) * 1e-3 * np.trace(cov) / cov.shape[0]  # shrinkage: features outnumber samples
+    return {"means": means.astype(np.float32), "precision": np.linalg.inv(cov).astype(np.float32)}
+
+
+def mahalanobis(features: np.ndarray, ood: dict[str, np.ndarray]) -> np.ndarray:
+    """Distance of each feature vector to the nearest class mean."""
+    diffs = features[:, None, :] - ood["means"][None]  # n x classes x d
+    d2 = np.einsum("ncd,de,nce->nc", diffs, ood["precision"], diffs)
+    return np.sqrt(np.maximum(d2.min(axis=1), 0.0))
+
+
+@dataclass
+class Prediction:
+    probabilities: dict[str, float]
+    label: str
+    tumor_probability: float
+    ood_score: float | None  # 0..1: share of validation scans closer to the training data; near 1 = unfamiliar
+    out_of_distribution: bool
+    class_index: int
+
+    def as_dict(self) -> dict:
+        return {"label": self.label, "probabilities": self.probabilities,
+                "tumor_probability": self.tumor_probability, "ood_score": self.ood_score,
+                "out_of_distribution": self.out_of_distribution}
+
+
+OOD_THRESHOLD = 0.99  # flag scans further from the training data than 99% of validation scans
+
+
+def predict_batch(model: LoadedModel, inputs: np.ndarray) -> list[Prediction]:
+    """inputs: n x size x size x 1 float32 from brainscan.preprocess.prepare."""
+    feats, logits = model.features_and_logits(np.asarray(inputs, np.float32))
+    probs = softmax(logits, model.temperature)
+    classes = model.classes
+    ptumor = tumor_probability(probs, classes) if "notumor" in classes else np.full(len(probs), np.nan)
+    scores: list[float | None] = [None] * len(probs)
+    if model.ood and "val_distances" in model.ood:
+        ref = np.sort(model.ood["val_distances"])
+        dist = mahalanobis(feats, model.ood)
+        scores = [float(np.searchsorted(ref, d) / len(ref)) for d in dist]
+    out = []
+    for i, p in enumerate(probs):
+        k = int(np.argmax(p))
+        out.append(Prediction({c: float(v) for c, v in zip(classes, p)}, classes[k], float(ptumor[i]),
+                              scores[i], bool(scores[i] is not None and scores[i] >= OOD_THRESHOLD), k))
+    return out
+
+
+def predict(model: LoadedModel, model_input: np.ndarray) -> Prediction:
+    """One prepared image (size x size x 1) -> calibrated Prediction."""
+    return predict_batch(model, model_input[None])[0]

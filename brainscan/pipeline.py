@@ -1,0 +1,51 @@
+"""Batch helpers shared by training, evaluation and the command line: files -> model inputs -> predictions."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import cv2
+import numpy as np
+
+from brainscan.preprocess import prepare
+
+
+def load_gray(path: str) -> np.ndarray:
+    """Fast path for ordinary image files (OpenCV); anything else goes through brainscan.io."""
+    img = cv2.imread(path, cv2.IMREAD_GRAYSCALE) if not path.lower().endswith((".dcm", ".dicom")) else None
+    if img is not None and min(img.shape) >= 16:
+        return img.astype(np.float32) / 255.0
+    from brainscan.io import load_scan_path
+
+    return load_scan_path(path).pixels
+
+
+def prepare_one(path: str, size: int) -> np.ndarray:
+    return prepare(load_gray(path), size, keep_steps=False).input
+
+
+def prepare_paths(paths: list[str], size: int, workers: int = 2) -> tuple[np.ndarray, list[int], dict[int, str]]:
+    """Prepare many files; returns (inputs n x size x size x 1, indices that worked, {index: error})."""
+    errors: dict[int, str] = {}
+
+    def work(i: int) -> np.ndarray | None:
+        try:
+            return prepare_one(paths[i], size)
+        except Exception as err:  # noqa: BLE001 - one bad file must not stop a run
+            errors[i] = str(err) or type(err).__name__
+            return None
+
+    with ThreadPoolExecutor(workers) as pool:  # OpenCV releases the GIL
+        arrays = list(pool.map(work, range(len(paths))))
+    ok = [i for i, a in enumerate(arrays) if a is not None]
+    inputs = np.stack([arrays[i] for i in ok]) if ok else np.zeros((0, size, size, 1), np.float32)
+    return inputs, ok, errors
+
+
+def run_model(model, inputs: np.ndarray, batch_size: int = 64) -> list:
+    from brainscan.model import predict_batch
+
+    out = []
+    for s in range(0, len(inputs), batch_size):
+        out.extend(predict_batch(model, inputs[s : s + batch_size]))
+    return out

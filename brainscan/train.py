@@ -1,0 +1,250 @@
+"""One training run: dataset folder -> grouped split -> tf.data with augmentation -> model folder.
+
+The run folder receives config.json and status.json at once, progress.json after every epoch,
+and history.json, metrics.json, ood.npz, model.keras and card.json at the end (card.json last,
+so a folder with a card is always a complete model). SIGTERM stops the run cleanly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import signal
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from brainscan import data as data_mod
+from brainscan.evaluate import classification_metrics
+from brainscan.pipeline import prepare_paths
+
+
+@dataclass
+class TrainConfig:
+    data: str
+    out: str
+    arch: str = "compact"
+    epochs: int = 30
+    img_size: int = 128
+    weights: str = "none"
+    batch_size: int = 32
+    learning_rate: float = 2e-3
+    augment: bool = True
+    seed: int = 0
+    val_fraction: float = 0.15
+    test_fraction: float = 0.15
+    patience: int = 6
+    name: str = ""
+    max_images: int = 0  # 0 = all; a cap for quick demos (keeps class balance roughly)
+
+
+def write_json(path: Path, obj: dict) -> None:
+    """Atomic JSON write: readers (the Train page) never see half a file."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(obj, indent=2, default=_default))
+    os.replace(tmp, path)
+
+
+def _default(o):
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(type(o).__name__)
+
+
+def set_status(run: Path, state: str, **extra) -> None:
+    path = run / "status.json"
+    status = json.loads(path.read_text()) if path.is_file() else {}
+    status.update(state=state, updated=time.time(), **extra)
+    write_json(path, status)
+
+
+def _cap(indices: np.ndarray, labels: list[str], cap: int, rng: np.random.Generator) -> np.ndarray:
+    if not cap or len(indices) <= cap:
+        return indices
+    keep = []
+    classes = sorted({labels[i] for i in indices})
+    for c in classes:
+        idx = [i for i in indices if labels[i] == c]
+        keep.extend(rng.permutation(idx)[: max(1, cap // len(classes))])
+    return np.array(sorted(keep), dtype=np.int64)
+
+
+class _Stop:
+    requested = False
+
+
+def run(cfg: TrainConfig) -> dict:
+    run_dir = Path(cfg.out)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_json(run_dir / "config.json", asdict(cfg))
+    set_status(run_dir, "running", pid=os.getpid(), started=time.time())
+    signal.signal(signal.SIGTERM, lambda *_: setattr(_Stop, "requested", True))
+    try:
+        result = _run(cfg, run_dir)
+    except KeyboardInterrupt:
+        set_status(run_dir, "stopped", message="Stopped by the user.", ended=time.time())
+        raise
+    except Exception as err:
+        set_status(run_dir, "failed", message=f"{type(err).__name__}: {err}", ended=time.time())
+        raise
+    return result
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def _run(cfg: TrainConfig, run_dir: Path) -> dict:
+    t0 = time.time()
+    rng = np.random.default_rng(cfg.seed)
+    ds = data_mod.discover(cfg.data)
+    classes = list(ds.classes)
+    labels = ds.labels
+    log(f"Dataset {cfg.data}: {len(ds.items)} images, classes {ds.counts()}")
+    hashes = data_mod.hash_all([it.path for it in ds.items])
+    plan = data_mod.plan_split(ds, hashes, cfg.val_fraction, cfg.test_fraction, cfg.seed)
+    split = plan.summary()
+    log(f"Split (near-duplicate groups kept together): {split}")
+    parts = {"train": _cap(plan.train, labels, cfg.max_images, rng),
+             "val": _cap(plan.val, labels, cfg.max_images // 4 if cfg.max_images else 0, rng),
+             "test_dedup": _cap(plan.test, labels, cfg.max_images // 4 if cfg.max_images else 0, rng),
+             "official_test": _cap(plan.official_test, labels, cfg.max_images // 4 if cfg.max_images else 0, rng)}
+    write_json(run_dir / "split.json", {"summary": split, "files": {
+        k: [os.path.relpath(ds.items[i].path, cfg.data) for i in v] for k, v in parts.items()}})
+
+    arrays: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for name, idx in parts.items():
+        if len(idx) == 0:
+            continue
+        x, ok, errors = prepare_paths([ds.items[i].path for i in idx], cfg.img_size)
+        for i, e in errors.items():
+            log(f"Skipped {ds.items[idx[i]].path}: {e}")
+        arrays[name] = (x, np.array([classes.index(labels[idx[i]]) for i in ok]))
+    log(f"Prepared images in {time.time() - t0:.0f} s")
+    if "val" not in arrays or len(arrays["val"][0]) < 2:
+        raise data_mod.DatasetError("Too few images for a validation split; add images or lower the split.")
+
+    import keras
+    import tensorflow as tf
+
+    from brainscan import augment
+    from brainscan.model import build_model, fit_temperature, mahalanobis, ood_stats, save_model_folder, softmax
+
+    keras.utils.set_random_seed(cfg.seed)
+    x_tr, y_tr = arrays["train"]
+    n_classes = len(classes)
+    counts = np.bincount(y_tr, minlength=n_classes)
+    class_weight = {i: float(len(y_tr) / (n_classes * max(c, 1))) for i, c in enumerate(counts)}
+    train_ds = tf.data.Dataset.from_tensor_slices((x_tr, y_tr)).shuffle(len(x_tr), seed=cfg.seed)
+    train_ds = train_ds.batch(cfg.batch_size)
+    if cfg.augment:
+        train_ds = train_ds.map(lambda x, y: (augment.augment_batch(x), y), num_parallel_calls=tf.data.AUTOTUNE)
+    train_ds = train_ds.prefetch(tf.data.AUTOTUNE)
+    x_val, y_val = arrays["val"]
+
+    model = build_model(cfg.arch, cfg.img_size, n_classes, cfg.weights)
+    steps = max(1, int(np.ceil(len(x_tr) / cfg.batch_size))) * cfg.epochs
+    schedule = keras.optimizers.schedules.CosineDecay(
+        cfg.learning_rate * 0.1, steps, warmup_target=cfg.learning_rate, warmup_steps=min(steps // 10, 300))
+    model.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=1e-4),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"])
+    log(f"Model {cfg.arch}: {model.count_params():,} parameters; training {len(x_tr)} images for up to "
+        f"{cfg.epochs} epochs")
+    history: dict[str, list[float]] = {}
+
+    class Progress(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if _Stop.requested:
+                self.model.stop_training = True
+
+        def on_epoch_end(self, epoch, logs=None):
+            for k, v in (logs or {}).items():
+                history.setdefault(k, []).append(float(v))
+            elapsed = time.time() - t_fit
+            per_epoch = elapsed / (epoch + 1)
+            write_json(run_dir / "progress.json", {
+                "epoch": epoch + 1, "epochs": cfg.epochs, "elapsed_s": elapsed,
+                "eta_s": per_epoch * (cfg.epochs - epoch - 1), **{k: float(v) for k, v in (logs or {}).items()}})
+            log(f"epoch {epoch + 1}/{cfg.epochs} " + " ".join(f"{k}={v:.4f}" for k, v in (logs or {}).items())
+                + f" ({per_epoch:.0f} s/epoch)")
+
+    t_fit = time.time()
+    model.fit(train_ds, validation_data=(x_val, y_val), epochs=cfg.epochs, class_weight=class_weight, verbose=0,
+              callbacks=[Progress(), keras.callbacks.EarlyStopping(
+                  monitor="val_loss", patience=cfg.patience, restore_best_weights=True)])
+    if _Stop.requested:
+        set_status(run_dir, "stopped", message="Stopped by the user; no model was saved.", ended=time.time())
+        log("Stopped by the user; no model was saved.")
+        return {}
+    train_s = time.time() - t_fit
+    write_json(run_dir / "history.json", history)
+
+    # Calibration and the out-of-distribution reference, both on data the weights never saw.
+    feat_model = keras.Model(model.inputs, [model.get_layer("features").output, model.output])
+
+    def infer(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        f, lg = feat_model.predict(x, batch_size=64, verbose=0)
+        return np.asarray(f), np.asarray(lg)
+
+    f_val, l_val = infer(x_val)
+    temperature = fit_temperature(l_val, y_val)
+    f_tr, _ = infer(x_tr)
+    ood = ood_stats(f_tr, y_tr, n_classes)
+    ood["val_distances"] = mahalanobis(f_val, ood).astype(np.float32)
+
+    metrics: dict = {"classes": classes, "temperature": temperature, "split": split}
+    for name, (x, y) in arrays.items():
+        if name == "train":
+            continue
+        logits = infer(x)[1]
+        m = classification_metrics(y, softmax(logits, temperature), classes)
+        m["ece_uncalibrated"] = classification_metrics(y, softmax(logits, 1.0), classes)["ece"]
+        metrics[name] = m
+        log(f"{name}: accuracy {m['accuracy']:.4f}, ECE {m['ece_uncalibrated']:.4f} -> {m['ece']:.4f}"
+            + (f", tumor AUC {m['tumor_vs_notumor'].get('roc_auc', float('nan')):.4f}"
+               if "tumor_vs_notumor" in m else ""))
+    write_json(run_dir / "metrics.json", metrics)
+
+    headline = metrics.get("test_dedup") or metrics["val"]
+    card = {
+        "name": cfg.name or run_dir.name, "architecture": cfg.arch, "classes": classes, "input_size": cfg.img_size,
+        "input_channels": 1, "parameters": int(model.count_params()),
+        "preprocessing": "brainscan.preprocess.prepare: grayscale, Gaussian blur, Otsu threshold, largest contour, "
+                         "square brain crop with 6% margin, resize, 1-99.5 percentile intensity normalisation",
+        "training_data": {"folder": os.path.abspath(cfg.data), "images": len(ds.items), "counts": ds.counts()},
+        "split": {"method": f"near-duplicate groups (pHash Hamming <= {data_mod.NEAR_DUPLICATE_BITS}) kept on one "
+                            "side; official Testing images whose group touches Training excluded from test_dedup",
+                  **split, "seed": cfg.seed},
+        "training": {"epochs_run": len(history.get("loss", [])), "epochs_max": cfg.epochs,
+                     "batch_size": cfg.batch_size, "learning_rate": cfg.learning_rate, "augmentation": cfg.augment,
+                     "weights": cfg.weights, "seconds": round(train_s), "machine": f"{platform.machine()}, "
+                     f"{os.cpu_count()} CPU cores", "command": " ".join(["python -m brainscan"] + sys.argv[1:])},
+        "calibration": {"method": "temperature scaling fitted on the validation split", "temperature": temperature,
+                        "ece_before": headline["ece_uncalibrated"], "ece_after": headline["ece"]},
+        "scores": {k: _card_scores(v) for k, v in metrics.items() if isinstance(v, dict) and "accuracy" in v},
+    }
+    save_model_folder(model, card, run_dir / ".model-new", ood=ood)
+    # Move the finished files into the run folder; card.json last marks the folder complete.
+    for fname in ("model.keras", "ood.npz"):
+        os.replace(run_dir / ".model-new" / fname, run_dir / fname)
+    os.replace(run_dir / ".model-new" / "card.json", run_dir / "card.json")
+    os.rmdir(run_dir / ".model-new")
+    set_status(run_dir, "finished", ended=time.time(), seconds=round(time.time() - t0))
+    log(f"Finished in {time.time() - t0:.0f} s; model folder {run_dir}")
+    return metrics
+
+
+def _card_scores(m: dict) -> dict:
+    out = {"n": m["n"], "accuracy": m["accuracy"], "ece": m["ece"], "ece_uncalibrated": m.get("ece_uncalibrated")}
+    tv = m.get("tumor_vs_notumor", {})
+    if "roc_auc" in tv:
+        out["tumor_roc_auc"] = tv["roc_auc"]
+        out["sensitivity_at_95_specificity"] = tv["at_95_specificity"]["sensitivity"]
+    return out
