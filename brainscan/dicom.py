@@ -18,7 +18,7 @@ import pydicom
 from pydicom.datadict import DicomDictionary
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
-from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi, get_decoder, pixel_array
+from pydicom.pixels import apply_color_lut, apply_modality_lut, get_decoder, pixel_array
 from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from brainscan.io import MAX_PIXELS, MIN_SIDE, ScanError
@@ -164,15 +164,33 @@ def _stretch(x: np.ndarray, notes: list[str]) -> tuple[np.ndarray, str]:
     return np.clip((x - lo) / (hi - lo), 0.0, 1.0), f"0.5-99.5 percentile stretch ({lo:g} to {hi:g})"
 
 
+def _apply_voi_lut(x: np.ndarray, ds: Dataset) -> np.ndarray:
+    """First VOI LUT of the file, output scaled to [0, 1] by its bit depth.
+
+    Done here rather than with pydicom's apply_voi, which (3.0.2) builds its
+    index array in the LUT's dtype, so indices past 255 of an 8-bit LUT wrap.
+    """
+    item = ds.VOILUTSequence[0]
+    entries, first, bits = (_int(v, 0) for v in item.LUTDescriptor[:3])
+    entries = entries or 65536
+    elem = item["LUTData"]
+    if isinstance(elem.value, bytes):  # OW: raw 16-bit words in the dataset's byte order
+        little = ds.original_encoding[1] is not False
+        lut = np.frombuffer(elem.value, dtype="<u2" if little else ">u2")[:entries]
+    else:
+        lut = np.atleast_1d(np.asarray(elem.value, dtype=np.float64))[:entries]
+    if lut.size == 0 or not 8 <= bits <= 16:
+        raise ValueError("bad VOI LUT")
+    index = np.clip(np.rint(x) - first, 0, lut.size - 1).astype(np.int64)
+    return np.clip(lut[index].astype(np.float64) / float(2**bits - 1), 0.0, 1.0)
+
+
 def _voi(arr: np.ndarray, ds: Dataset, notes: list[str]) -> tuple[np.ndarray, str]:
     """Modality LUT then VOI LUT / window / percentile stretch; returns [0, 1] values."""
     x = apply_modality_lut(arr, ds)
     if _get(ds, "VOILUTSequence"):
-        item = ds.VOILUTSequence[0]
-        bits = _int(item.LUTDescriptor[2], 16)
-        lut_in = np.rint(x).astype(np.int64) if x.dtype.kind == "f" else x
-        y = apply_voi(lut_in, ds, index=0).astype(np.float64) / float(2**bits - 1)
-        return np.clip(y, 0.0, 1.0), "VOI LUT from the file"
+        y = _apply_voi_lut(x, ds)
+        return y, "VOI LUT from the file"
     x = x.astype(np.float64)
     centers, widths = _get(ds, "WindowCenter"), _get(ds, "WindowWidth")
     center, width = _float_or_none(_first(centers)), _float_or_none(_first(widths))

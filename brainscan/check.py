@@ -1,0 +1,109 @@
+"""One scan check end to end: bytes -> Scan -> Prepared -> Prediction -> Heatmap. Used by the CLI and the app."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from brainscan.io import Scan, ScanError, load_scan
+from brainscan.preprocess import Prepared, prepare
+
+
+@dataclass
+class CheckResult:
+    scan: Scan
+    prepared: Prepared
+    prediction: object  # brainscan.model.Prediction
+    heatmap: object | None  # brainscan.explain.Heatmap
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        """The JSON result (no pixels, no identifiers)."""
+        p = self.prediction
+        out = {"file": self.scan.name, "label": p.label, "probabilities": p.probabilities,
+               "tumor_probability": p.tumor_probability, "ood_score": p.ood_score,
+               "out_of_distribution": p.out_of_distribution, "frame": self.scan.frame,
+               "frames": self.scan.n_frames, "notes": list(self.scan.notes) + list(self.prepared.notes)}
+        if self.heatmap is not None:
+            out["cam_method"] = self.heatmap.method
+            out["cam_peak"] = list(self.heatmap.peak)
+        return out
+
+
+def load_checker(model_path: str | None = None):
+    from brainscan.model import load_model
+
+    return load_model(model_path)
+
+
+def check_scan(model, scan: Scan, cam_method: str | None = "gradcam", class_index: int | None = None) -> CheckResult:
+    from brainscan.model import predict
+
+    t = time.perf_counter()
+    prepared = prepare(scan.pixels, model.size)
+    t_prep = time.perf_counter()
+    prediction = predict(model, prepared.input)
+    t_pred = time.perf_counter()
+    hm = None
+    if cam_method:
+        from brainscan.explain import heatmap
+
+        hm = heatmap(model, prepared, prediction.class_index if class_index is None else class_index, cam_method)
+    t_cam = time.perf_counter()
+    return CheckResult(scan, prepared, prediction, hm, {
+        "preprocess_ms": 1000 * (t_prep - t), "predict_ms": 1000 * (t_pred - t_prep), "cam_ms": 1000 * (t_cam - t_pred)})
+
+
+def check_bytes(model, data: bytes, name: str, frame: int | None = None,
+                cam_method: str | None = "gradcam") -> CheckResult:
+    """Raises ScanError (one sentence) for input that cannot be used."""
+    t = time.perf_counter()
+    scan = load_scan(data, name, frame)
+    decode_ms = 1000 * (time.perf_counter() - t)
+    result = check_scan(model, scan, cam_method)
+    result.timings_ms = {"decode_ms": decode_ms, **result.timings_ms}
+    return result
+
+
+def check_file(model, path: str, cam: bool = False, cam_method: str = "gradcam", cam_out: str | None = None) -> dict:
+    """One JSON-able line for the CLI: the result, or {"file", "error"} for input that cannot be used."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as err:
+        return {"file": path, "error": f"Cannot read the file ({err.strerror or type(err).__name__})."}
+    try:
+        result = check_bytes(model, data, os.path.basename(path), cam_method=cam_method if cam else None)
+    except ScanError as err:
+        return {"file": path, "error": str(err)}
+    out = {"file": path, **{k: v for k, v in result.as_dict().items() if k != "file"}}
+    if cam and cam_out and result.heatmap is not None:
+        out["cam_overlay"] = write_overlay(result, cam_out, Path(path).stem)
+    return out
+
+
+def write_overlay(result: CheckResult, out_dir: str, stem: str, opacity: float = 0.4) -> str:
+    import cv2
+
+    from brainscan.overlay import gradcam_overlay
+
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    img = gradcam_overlay(result.scan.pixels, result.heatmap.original, opacity)
+    dest = Path(out_dir) / f"{stem}_{result.heatmap.method.replace('+', 'p')}.png"
+    tmp = dest.with_name(f".{dest.name}.tmp.png")
+    cv2.imwrite(str(tmp), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+    os.replace(tmp, dest)
+    return str(dest)
+
+
+def overlay_png(result: CheckResult, opacity: float = 0.4, colormap: str = "jet") -> bytes:
+    """The overlay as PNG bytes (for downloads), built in memory."""
+    import cv2
+
+    from brainscan.overlay import gradcam_overlay
+
+    img = gradcam_overlay(result.scan.pixels, result.heatmap.original, opacity, colormap)
+    ok, buf = cv2.imencode(".png", cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+    return buf.tobytes() if ok else b""
+
