@@ -94,6 +94,29 @@ def _summary(r: dict) -> str:
     return "\n".join(lines)
 
 
+def cmd_external(args: argparse.Namespace) -> int:
+    from brainscan.external import attach_to_model, evaluate_brats, evaluate_yes_no
+    from brainscan.model import load_model
+
+    model = load_model(args.model)
+    result: dict = {}
+    if args.brats:
+        result["brats"] = evaluate_brats(args.brats, model, max_per_sequence=args.max_per_sequence)
+    if args.yes_no:
+        result["yes_no"] = evaluate_yes_no(args.yes_no, model, args.dedup_against)
+    attach_to_model(str(model.path), result)
+    print(json.dumps(json.loads((model.path / "card.json").read_text())["external"], indent=2))
+    return 0
+
+
+def cmd_promote(args: argparse.Namespace) -> int:
+    from brainscan.runs import promote
+
+    dest = Path(args.dest)
+    print(promote(args.run, dest.parent, dest.name))
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from brainscan.bench import format_report, run_bench
 
@@ -151,6 +174,19 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--model")
     ev.add_argument("--json", action="store_true")
     ev.set_defaults(func=cmd_evaluate)
+
+    ex = sub.add_parser("external", help="evaluate on other sources (BRATS slices, a yes/no set); stored in the card")
+    ex.add_argument("--model")
+    ex.add_argument("--brats")
+    ex.add_argument("--yes-no")
+    ex.add_argument("--dedup-against", help="drop yes/no images with a near-duplicate in this folder")
+    ex.add_argument("--max-per-sequence", type=int, default=0)
+    ex.set_defaults(func=cmd_external)
+
+    po = sub.add_parser("promote", help="copy a finished run's model into models/ atomically")
+    po.add_argument("run")
+    po.add_argument("dest", nargs="?", default="models/default")
+    po.set_defaults(func=cmd_promote)
 
     be = sub.add_parser("bench", help="time one scan check against VGG19 predict")
     be.add_argument("--json", action="store_true")

@@ -6,13 +6,15 @@ For each input file one output ``<out_dir>/<stem>.<ext>`` is written holding the
 MONOCHROME1, downscaled to at most MAX_SIDE), as 8-bit grayscale. Output files
 are written from the pixel array alone: no text chunks, no EXIF, no DICOM
 values, so they carry no identifiers. If two inputs share a stem, later ones
-get ``_2``, ``_3``, ... suffixes. Writes are atomic (temp file + os.replace).
+get ``_2``, ``_3``, ... suffixes. Directories are walked recursively in sorted
+order, skipping hidden entries (names starting with ".") and ``out_dir`` itself.
+Writes are atomic (hidden temp file in ``out_dir`` + os.replace).
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
+import uuid
 
 import numpy as np
 from PIL import Image
@@ -41,7 +43,9 @@ def _expand(path: str, out_dir: str) -> list[str] | None:
 
 def _write(pixels_u8: np.ndarray, dest: str, pil_format: str) -> None:
     img = Image.fromarray(pixels_u8)  # 2-D uint8 -> mode "L"; no info/exif attached
-    fd, tmp = tempfile.mkstemp(prefix=".brainscan-", suffix=".tmp", dir=os.path.dirname(dest))
+    # os.open with 0o666 so the final file gets the usual umask-based mode (mkstemp would give 0600).
+    tmp = os.path.join(os.path.dirname(dest), f".{os.path.basename(dest)}.{uuid.uuid4().hex}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as fh:
             if pil_format == "JPEG":
@@ -68,7 +72,6 @@ def convert_paths(paths: list[str], out_dir: str, fmt: str = "png", frame: int |
     if key not in FORMATS:
         raise ValueError(f"Unknown output format {fmt!r}; use png or jpg.")
     pil_format, ext = FORMATS[key]
-    os.makedirs(out_dir, exist_ok=True)
 
     # Expand everything first so outputs written below are never picked up as inputs.
     inputs: list[tuple[str, str | None]] = []  # (file, error-if-any)
@@ -80,6 +83,12 @@ def convert_paths(paths: list[str], out_dir: str, fmt: str = "png", frame: int |
             inputs.append((path, "The folder contains no files."))
         else:
             inputs.extend((f, None) for f in expanded)
+
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+    except OSError:
+        error = f"Could not create the output folder {out_dir}."
+        return [{"file": path, "error": err or error} for path, err in inputs]
 
     results: list[dict] = []
     used: set[str] = set()

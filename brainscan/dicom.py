@@ -21,7 +21,7 @@ from pydicom.multival import MultiValue
 from pydicom.pixels import apply_color_lut, apply_modality_lut, get_decoder, pixel_array
 from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
-from brainscan.io import MAX_PIXELS, MIN_SIDE, ScanError
+from brainscan.io import MAX_PIXELS, MIN_SIDE, ScanError, luma
 
 __all__ = ["MAX_TOTAL_PIXELS", "SAFE_TAGS", "looks_like_dicom", "read_dicom"]
 
@@ -146,7 +146,7 @@ def _window(x: np.ndarray, center: float, width: float, function: str) -> np.nda
     if function == "LINEAR_EXACT":
         return np.clip((x - center) / width + 0.5, 0.0, 1.0)
     if width <= 1.0:  # LINEAR with width 1 is a threshold
-        return (x > center - 0.5).astype(np.float64)
+        return (x > center - 0.5).astype(np.float32)
     return np.clip((x - (center - 0.5)) / (width - 1.0) + 0.5, 0.0, 1.0)
 
 
@@ -182,16 +182,15 @@ def _apply_voi_lut(x: np.ndarray, ds: Dataset) -> np.ndarray:
     if lut.size == 0 or not 8 <= bits <= 16:
         raise ValueError("bad VOI LUT")
     index = np.clip(np.rint(x) - first, 0, lut.size - 1).astype(np.int64)
-    return np.clip(lut[index].astype(np.float64) / float(2**bits - 1), 0.0, 1.0)
+    return np.clip(lut[index].astype(np.float32) / np.float32(2**bits - 1), 0.0, 1.0)
 
 
 def _voi(arr: np.ndarray, ds: Dataset, notes: list[str]) -> tuple[np.ndarray, str]:
     """Modality LUT then VOI LUT / window / percentile stretch; returns [0, 1] values."""
-    x = apply_modality_lut(arr, ds)
+    x = apply_modality_lut(arr, ds).astype(np.float32)  # float32 halves memory on big images
     if _get(ds, "VOILUTSequence"):
         y = _apply_voi_lut(x, ds)
         return y, "VOI LUT from the file"
-    x = x.astype(np.float64)
     centers, widths = _get(ds, "WindowCenter"), _get(ds, "WindowWidth")
     center, width = _float_or_none(_first(centers)), _float_or_none(_first(widths))
     function = str(_get(ds, "VOILUTFunction") or "LINEAR").strip().upper()
@@ -218,8 +217,7 @@ def _to_gray(arr: np.ndarray, ds: Dataset, photometric: str) -> np.ndarray:
         scale = 65535.0
     else:
         scale = float(2 ** _int(_get(ds, "BitsStored"), 16) - 1)
-    rgb = arr[..., :3].astype(np.float64) / scale
-    return np.clip(rgb @ np.array([0.299, 0.587, 0.114]), 0.0, 1.0)
+    return np.clip(luma(arr, scale), 0.0, 1.0)
 
 
 def read_dicom(
@@ -262,16 +260,20 @@ def read_dicom(
     n_frames = max(_int(_get(ds, "NumberOfFrames"), 1), 1)
     if rows <= 0 or cols <= 0:
         raise ScanError("This DICOM file does not say how large its image is.")
-    if rows * cols > max_pixels or rows * cols * n_frames > MAX_TOTAL_PIXELS:
+    if rows * cols > max_pixels:
+        raise ScanError(f"This DICOM image is {cols}x{rows} pixels, more than the {max_pixels:,} pixels we accept.")
+    if rows * cols * n_frames > MAX_TOTAL_PIXELS:
         raise ScanError(
-            f"This DICOM image is {cols}x{rows} pixels with {n_frames} frame(s), "
-            f"more than the {max_pixels:,} pixels per frame we accept."
+            f"This DICOM file declares {n_frames} frames of {cols}x{rows} pixels, "
+            f"more than the {MAX_TOTAL_PIXELS:,} pixels in total we accept."
         )
     if min(rows, cols) < min_side:
         raise ScanError(f"This DICOM image is {cols}x{rows} pixels; the minimum is {min_side} pixels per side.")
     index = n_frames // 2 if frame is None else int(frame)
     if not 0 <= index < n_frames:
-        raise ScanError(f"Frame {index} does not exist; this file has {n_frames} frame(s), numbered 0 to {n_frames - 1}.")
+        raise ScanError(
+            f"Frame {index} does not exist; this file has {n_frames} frame(s), numbered 0 to {n_frames - 1}."
+        )
 
     try:
         arr = pixel_array(ds, index=index)

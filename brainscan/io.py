@@ -109,6 +109,15 @@ def _bomb_error(label: str, exc: Exception) -> ScanError:
     return ScanError(f"{label} is too large to open safely{size}; the limit is {MAX_PIXELS:,} pixels.")
 
 
+def luma(rgb: np.ndarray, scale: float) -> np.ndarray:
+    """ITU-R 601 luminance of an H x W x >=3 array, divided by ``scale`` (float32).
+
+    Per-channel float32 arithmetic: ~10x faster than a float64 matmul on 12 MP.
+    """
+    r, g, b = (rgb[..., i].astype(np.float32) for i in range(3))
+    return (r * np.float32(0.299) + g * np.float32(0.587) + b * np.float32(0.114)) / np.float32(scale)
+
+
 def _image_to_float(img: Image.Image, notes: list[str]) -> np.ndarray:
     mode = img.mode
     if mode in _HIGH_DEPTH_MODES:
@@ -116,26 +125,27 @@ def _image_to_float(img: Image.Image, notes: list[str]) -> np.ndarray:
         arr = np.nan_to_num(arr, nan=0.0, posinf=0.0, neginf=0.0)
         lo, hi = float(arr.min()), float(arr.max())
         if hi <= lo:
-            return np.zeros(arr.shape, dtype=np.float64)
+            return np.zeros(arr.shape, dtype=np.float32)
         notes.append(f"High bit-depth image ({mode}): stretched its value range {lo:g}-{hi:g} to 0-1.")
-        return (arr - lo) / (hi - lo)
-    if mode == "L":
-        return np.asarray(img, dtype=np.float64) / 255.0
-    if mode == "1":
-        return np.asarray(img.convert("L"), dtype=np.float64) / 255.0
-    weights = np.array([0.299, 0.587, 0.114])
+        return ((arr - lo) / (hi - lo)).astype(np.float32)
+    if mode in ("L", "1"):
+        return np.asarray(img.convert("L"), dtype=np.float32) / np.float32(255.0)
     if mode in _ALPHA_MODES or (mode == "P" and "transparency" in img.info):
-        rgba = np.asarray(img.convert("RGBA"), dtype=np.float64) / 255.0
+        rgba = np.asarray(img.convert("RGBA"))
         notes.append("Transparent areas were composited on black.")
-        gray = (rgba[..., :3] @ weights) * rgba[..., 3]
+        gray = luma(rgba, 255.0) * (rgba[..., 3].astype(np.float32) / np.float32(255.0))
     else:
-        gray = (np.asarray(img.convert("RGB"), dtype=np.float64) / 255.0) @ weights
+        gray = luma(np.asarray(img.convert("RGB")), 255.0)
     if mode not in ("LA", "La"):
         notes.append(f"Converted {'palette' if mode in ('P', 'PA') else mode} colour to grayscale.")
     return gray
 
 
-def _load_image(data: bytes, label: str, frame: int | None) -> tuple[np.ndarray, int, int, dict[str, object], list[str]]:
+# (pixels, n_frames, frame index, metadata, notes), as returned by brainscan.dicom.read_dicom too
+Decoded = tuple[np.ndarray, int, int, dict[str, object], list[str]]
+
+
+def _load_image(data: bytes, label: str, frame: int | None) -> Decoded:
     notes: list[str] = []
     try:
         img = Image.open(BytesIO(data), formats=IMAGE_FORMATS)
@@ -148,7 +158,9 @@ def _load_image(data: bytes, label: str, frame: int | None) -> tuple[np.ndarray,
         n_frames = max(int(getattr(img, "n_frames", 1) or 1), 1)
         index = 0 if frame is None else int(frame)
         if not 0 <= index < n_frames:
-            raise ScanError(f"Frame {index} does not exist; {label} has {n_frames} frame(s), numbered 0 to {n_frames - 1}.")
+            raise ScanError(
+                f"Frame {index} does not exist; {label} has {n_frames} frame(s), numbered 0 to {n_frames - 1}."
+            )
         try:
             if index:
                 img.seek(index)

@@ -110,3 +110,21 @@ def test_out_dir_inside_input_is_not_reprocessed(tree):
 def test_unknown_format(tmp_path):
     with pytest.raises(ValueError, match="png or jpg"):
         convert_paths([], str(tmp_path), fmt="gif")
+
+
+def test_output_mode_follows_umask(tree, tmp_path):
+    umask = os.umask(0o022)
+    os.umask(umask)
+    out = tmp_path / "out"
+    convert_paths([str(tree / "a.dcm")], str(out))
+    assert (out / "a.png").stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_out_dir_is_a_file(tree, tmp_path):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("x")
+    results = convert_paths([str(tree / "a.dcm"), str(tmp_path / "missing")], str(blocker))
+    assert results == [
+        {"file": str(tree / "a.dcm"), "error": f"Could not create the output folder {blocker}."},
+        {"file": str(tmp_path / "missing"), "error": "File not found."},
+    ]

@@ -258,6 +258,7 @@ def test_too_small(make_dicom):
         load_scan(make_dicom(np.zeros((1, 1), np.uint16)))
 
 
+@pytest.mark.filterwarnings("ignore:End of file reached:UserWarning")
 def test_truncated_and_garbage(make_dicom):
     data = make_dicom(gradient(32, 32))
     with pytest.raises(ScanError):
@@ -309,6 +310,7 @@ def test_ts_name():
 # --- privacy ----------------------------------------------------------------------------
 
 
+@pytest.mark.filterwarnings("ignore:The PN component length:UserWarning")
 def test_identifiers_never_leak(make_dicom, caplog):
     good = make_dicom(gradient(), PatientName="Doe^Jane" * 10)  # over-long PN: would warn if ever decoded
     no_pixels_ds = Dataset()

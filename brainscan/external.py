@@ -1,0 +1,117 @@
+"""Evaluation on data from other sources: BRATS slices (per sequence, pointing game) and yes/no sets.
+
+These are the figures that say whether the model learned tumors or only its training set's look.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from brainscan import data as data_mod
+from brainscan.evaluate import binary_metrics
+from brainscan.pipeline import load_gray
+from brainscan.preprocess import prepare
+
+POINTING_TOLERANCE_PX = 8  # a peak this close to the mask also counts in the tolerant variant
+
+
+def _tumor_class(probabilities: dict[str, float]) -> str:
+    """The most likely tumor class: the one whose evidence the heatmap should show."""
+    return max((c for c in probabilities if c != "notumor"), key=lambda c: probabilities[c])
+
+
+def evaluate_brats(root: str, model, cam_method: str = "gradcam", max_per_sequence: int = 0) -> dict:
+    """Tumor vs tumor-free per sequence, by patient, and the Grad-CAM pointing game on tumor slices."""
+    from brainscan.explain import heatmap
+    from brainscan.model import predict
+
+    root_path = Path(root)
+    with open(root_path / "labels.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    out: dict = {"data": str(root_path), "cam_method": cam_method, "sequences": {}}
+    for seq in sorted({r["sequence"] for r in rows}):
+        subset = [r for r in rows if r["sequence"] == seq]
+        if max_per_sequence:
+            subset = subset[:max_per_sequence]
+        y, p, hits, hits_tol, patients = [], [], [], [], []
+        for r in subset:
+            img = load_gray(str(root_path / r["image"]))
+            prepared = prepare(img, model.size)
+            pred = predict(model, prepared.input)
+            y.append(int(r["label"] == "tumor"))
+            p.append(pred.tumor_probability)
+            patients.append(r["patient"])
+            if r["label"] == "tumor":
+                mask = cv2.imread(str(root_path / r["mask_wt"]), cv2.IMREAD_GRAYSCALE) > 0
+                k = model.classes.index(_tumor_class(pred.probabilities))
+                x0, y0 = heatmap(model, prepared, k, cam_method).peak
+                hits.append(bool(mask[y0, x0]))
+                dist = cv2.distanceTransform((~mask).astype(np.uint8), cv2.DIST_L2, 5)
+                hits_tol.append(bool(dist[y0, x0] <= POINTING_TOLERANCE_PX))
+        y_arr, p_arr = np.array(y), np.array(p)
+        m = binary_metrics(y_arr, p_arr)
+        m["pointing_game"] = {"n": len(hits), "hit_rate": float(np.mean(hits)) if hits else None,
+                              f"hit_rate_within_{POINTING_TOLERANCE_PX}px": float(np.mean(hits_tol)) if hits else None}
+        per_patient = {}
+        for pat in sorted(set(patients)):
+            idx = [i for i, q in enumerate(patients) if q == pat]
+            if len(set(y_arr[idx].tolist())) == 2:
+                per_patient[pat] = binary_metrics(y_arr[idx], p_arr[idx])["roc_auc"]
+        m["roc_auc_per_patient"] = per_patient
+        out["sequences"][seq] = m
+    return out
+
+
+def evaluate_yes_no(root: str, model, dedup_against: str | None = None) -> dict:
+    """Binary accuracy/F1/AUC on a yes/no folder, after removing near-duplicates of the training data."""
+    from brainscan.pipeline import prepare_paths, run_model
+
+    ds = data_mod.discover(root)
+    paths = [it.path for it in ds.items]
+    keep = np.ones(len(paths), bool)
+    removed = 0
+    if dedup_against:
+        ref = data_mod.discover(dedup_against)
+        ref_hashes = data_mod.hash_all([it.path for it in ref.items])
+        best, _ = data_mod.hamming_matrix_min(data_mod.hash_all(paths), ref_hashes)
+        keep = best > data_mod.NEAR_DUPLICATE_BITS
+        removed = int((~keep).sum())
+    kept = [p for p, k in zip(paths, keep) if k]
+    labels = [it.label for it, k in zip(ds.items, keep) if k]
+    inputs, ok, errors = prepare_paths(kept, model.size)
+    preds = run_model(model, inputs)
+    y = np.array([labels[i] != "notumor" for i in ok], int)
+    m = binary_metrics(y, np.array([pr.tumor_probability for pr in preds]))
+    m.update({"data": root, "images": len(paths), "removed_near_duplicates_of_training": removed,
+              "dedup_against": dedup_against, "unreadable": len(errors)})
+    return m
+
+
+def attach_to_model(model_dir: str, external: dict) -> None:
+    """Store external.json and a summary in card.json (atomic rewrites)."""
+    folder = Path(model_dir)
+    _write(folder / "external.json", external)
+    card = json.loads((folder / "card.json").read_text())
+    summary = {}
+    for seq, m in external.get("brats", {}).get("sequences", {}).items():
+        summary[f"brats_{seq}"] = {"n": m["n"], "tumor_roc_auc": m.get("roc_auc"),
+                                   "pointing_game_hit_rate": m["pointing_game"]["hit_rate"]}
+    if "yes_no" in external:
+        m = external["yes_no"]
+        summary["yes_no_dedup"] = {"n": m["n"], "accuracy": m["accuracy"], "f1": m["f1"],
+                                   "tumor_roc_auc": m.get("roc_auc"),
+                                   "removed_near_duplicates": m["removed_near_duplicates_of_training"]}
+    card["external"] = summary
+    _write(folder / "card.json", card)
+
+
+def _write(path: Path, obj: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(obj, indent=2))
+    os.replace(tmp, path)
