@@ -42,15 +42,17 @@ class CamMethod:
     visualizer_cls: type = Gradcam
 
     def __init__(self, model: keras.Model):
+        self.model = model
         # ReplaceToLinear: scores must be pre-softmax logits, else saturated softmax kills the gradient.
         # Our models already end in a linear layer, so the modifier is a no-op for them.
         self.visualizer = self.visualizer_cls(model, model_modifier=ReplaceToLinear(), clone=True)
 
     def __call__(self, x: np.ndarray, class_index: int, layer: str) -> np.ndarray:
-        cam = self.visualizer(CategoricalScore([class_index]), x, penultimate_layer=layer, **self.options())
+        channels = int(self.model.get_layer(layer).output.shape[-1])
+        cam = self.visualizer(CategoricalScore([class_index]), x, penultimate_layer=layer, **self.options(channels))
         return np.asarray(cam[0], dtype=np.float32)
 
-    def options(self) -> dict:
+    def options(self, channels: int) -> dict:
         return {"normalize_cam": False}
 
 
@@ -65,9 +67,9 @@ class GradCamPlusPlus(CamMethod):
 class ScoreCam(CamMethod):
     visualizer_cls = Scorecam
 
-    def options(self) -> dict:
+    def options(self, channels: int) -> dict:
         # max_N: Faster-Score-CAM, only the 32 strongest channels are masked in (fast enough on a CPU).
-        return {"normalize_cam": False, "max_N": 32}
+        return {"normalize_cam": False, "max_N": min(32, channels)}
 
 
 _CLASSES = {"gradcam": GradCam, "gradcam++": GradCamPlusPlus, "scorecam": ScoreCam}

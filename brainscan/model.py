@@ -58,12 +58,14 @@ def build_compact(size: int, n_classes: int, channels: int = 1, dropout: float =
 
 
 def _backbone(arch: str, size: int, weights: str | None):
+    """(backbone, layer that does its ImageNet input preprocessing on 0..255 RGB)."""
     apps = keras.applications
-    if arch == "efficientnetb0":
+    if arch == "efficientnetb0":  # EfficientNet rescales inside the model: 0..255 in
         return apps.EfficientNetB0(include_top=False, weights=weights, input_shape=(size, size, 3)), \
-            apps.efficientnet.preprocess_input
-    if arch == "vgg19":
-        return apps.VGG19(include_top=False, weights=weights, input_shape=(size, size, 3)), apps.vgg19.preprocess_input
+            layers.Identity(name="backbone_preprocess")
+    if arch == "vgg19":  # caffe mode: BGR minus ImageNet means; our three channels are equal, so no flip needed
+        return apps.VGG19(include_top=False, weights=weights, input_shape=(size, size, 3)), \
+            layers.Normalization(mean=[103.939, 116.779, 123.68], variance=[1.0, 1.0, 1.0], name="backbone_preprocess")
     raise ModelError(f"Unknown architecture {arch!r}; choose one of {', '.join(ARCHITECTURES)}.")
 
 
@@ -78,7 +80,7 @@ def build_transfer(arch: str, size: int, n_classes: int, weights: str | None = "
     if local and not Path(local).is_file():
         raise ModelError(f"Weights file {local} does not exist.")
     try:
-        base, preprocess_input = _backbone(arch, size, "imagenet" if weights == "imagenet" else None)
+        base, preprocess_layer = _backbone(arch, size, "imagenet" if weights == "imagenet" else None)
     except ModelError:
         raise
     except Exception as err:  # noqa: BLE001 - Keras raises URLError/OSError/Exception when offline
@@ -93,7 +95,7 @@ def build_transfer(arch: str, size: int, n_classes: int, weights: str | None = "
     inp = keras.Input((size, size, 1), name="image")
     x = layers.Concatenate(name="to_rgb")([inp, inp, inp])
     x = layers.Rescaling(255.0, name="to_255")(x)
-    x = layers.Lambda(preprocess_input, name="backbone_preprocess")(x)
+    x = preprocess_layer(x)
     x = base(x)
     x = layers.GlobalAveragePooling2D(name=FEATURES_LAYER)(x)
     x = layers.Dropout(dropout, name="dropout")(x)

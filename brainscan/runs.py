@@ -1,0 +1,568 @@
+"""Run manager for the Train page: start, watch, stop and promote training runs. No TensorFlow here.
+
+A run is a folder runs/<YYYYmmdd-HHMMSS>-<name>/ filled by ``python -m brainscan train`` running as a
+subprocess in its own session (see brainscan.train for the files). This module only starts that
+process, reads the folder, signals the process group and copies finished models into models/.
+
+One run at a time per server: runs/.active.json names the running run and its pid; any run folder
+whose status says "running" with a live brainscan process also counts (e.g. one started from a shell).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field, is_dataclass
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+RUNS_DIR = REPO_ROOT / "runs"
+MODELS_DIR = REPO_ROOT / "models"
+RUNS_ENV = "BRAINSCAN_RUNS_DIR"
+MODELS_ENV = "BRAINSCAN_MODELS_DIR"
+ARCHITECTURES = ("compact", "efficientnetb0", "vgg19")  # as in brainscan.model (which imports TensorFlow)
+TERMINAL_STATES = ("finished", "failed", "stopped", "crashed")
+MODEL_FILES = ("model.keras", "card.json")  # required in a promoted folder
+EXTRA_FILES = ("ood.npz", "metrics.json", "history.json", "split.json", "config.json")
+ACTIVE_FILE = ".active.json"
+LOCK_FILE = ".lock"
+UPLOADS = "uploads"
+
+# Popen objects of the runs this process started: polling them reaps the child (a finished child
+# that nobody waits for stays a zombie, and os.kill(pid, 0) still succeeds on a zombie).
+_PROCS: dict[str, subprocess.Popen] = {}
+
+
+class RunError(ValueError):
+    """A run that cannot be started, stopped or promoted; the message says why in one sentence."""
+
+
+class RunBusyError(RunError):
+    """Another training run is still in progress."""
+
+
+@dataclass
+class RunInfo:
+    path: Path
+    name: str
+    state: str  # running | finished | failed | stopped | crashed | unknown
+    message: str = ""
+    status: dict = field(default_factory=dict)
+    config: dict = field(default_factory=dict)
+    progress: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)
+    card: dict = field(default_factory=dict)
+    history: dict = field(default_factory=dict)
+    log_tail: list[str] = field(default_factory=list)
+
+    @property
+    def running(self) -> bool:
+        return self.state == "running"
+
+    @property
+    def complete(self) -> bool:
+        """A finished run with a model (card.json is written last)."""
+        return self.state == "finished" and (self.path / "card.json").is_file()
+
+    @property
+    def started(self) -> float | None:
+        return self.status.get("started")
+
+    @property
+    def elapsed_s(self) -> float | None:
+        start = self.status.get("started")
+        if not start:
+            return None
+        return float(self.status.get("ended") or time.time()) - float(start)
+
+    @property
+    def label(self) -> str:
+        """Short text for pickers: 'name (state)'."""
+        return f"{self.name} ({self.state})"
+
+
+# --- paths ------------------------------------------------------------------------------------
+
+def get_runs_dir(runs_dir: str | os.PathLike | None = None) -> Path:
+    """The runs folder: the argument, else $BRAINSCAN_RUNS_DIR, else <repo>/runs."""
+    return Path(runs_dir or os.environ.get(RUNS_ENV) or RUNS_DIR)
+
+
+def get_models_dir(models_dir: str | os.PathLike | None = None) -> Path:
+    return Path(models_dir or os.environ.get(MODELS_ENV) or MODELS_DIR)
+
+
+def resolve_data_path(path: str | os.PathLike) -> Path:
+    """A dataset path as typed on the page: ~ expanded, relative paths taken from the repository root."""
+    p = Path(os.path.expanduser(str(path).strip()))
+    return p if p.is_absolute() else (REPO_ROOT / p).resolve()
+
+
+def slugify(text: str, default: str = "run") -> str:
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", text.strip()).strip("-._")[:48]
+    return slug or default
+
+
+# --- small file helpers -----------------------------------------------------------------------
+
+def _read_json(path: Path) -> dict:
+    try:
+        obj = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return obj if isinstance(obj, dict) else {}
+
+
+def _write_json(path: Path, obj: dict) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(obj, indent=2))
+    os.replace(tmp, path)
+
+
+def _update_status(run_dir: Path, **fields: Any) -> dict:
+    status = _read_json(run_dir / "status.json")
+    status.update(fields, updated=time.time())
+    _write_json(run_dir / "status.json", status)
+    return status
+
+
+def log_tail(run_dir: str | os.PathLike, lines: int = 20, max_bytes: int = 16384) -> list[str]:
+    """The last lines of log.txt (reads at most max_bytes from the end; never blocks on a big log)."""
+    path = Path(run_dir) / "log.txt"
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - max_bytes))
+            text = f.read().decode("utf-8", errors="replace")
+    except OSError:
+        return []
+    out = [ln.rstrip() for ln in text.replace("\r", "\n").splitlines() if ln.strip()]
+    if size > max_bytes and out:
+        out = out[1:]  # the first line is probably cut
+    return out[-lines:]
+
+
+@contextlib.contextmanager
+def _locked(root: Path) -> Iterator[None]:
+    """Serialise start/stop between Streamlit sessions and processes (an flock on runs/.lock)."""
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / LOCK_FILE, "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+# --- processes --------------------------------------------------------------------------------
+
+def pid_alive(pid: int | None, run_dir: str | os.PathLike | None = None) -> bool:
+    """Whether pid is a live (not zombie) brainscan process; a reused pid does not count."""
+    if not pid:
+        return False
+    proc = _PROCS.get(str(Path(run_dir))) if run_dir is not None else None
+    if proc is not None and proc.pid == pid:
+        return proc.poll() is None
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except (OverflowError, ValueError):
+        return False
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        if stat[stat.rfind(")") + 2 :].startswith("Z"):
+            return False
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        return b"brainscan" in cmdline
+    except OSError:  # no /proc (macOS): trust os.kill
+        return True
+
+
+def _signal_run(pid: int, sig: int) -> None:
+    """Signal the run's process group (it is its own session leader) or, failing that, the process."""
+    try:
+        if os.getpgid(pid) == pid:
+            os.killpg(pid, sig)
+        else:
+            os.kill(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+# --- reading runs -----------------------------------------------------------------------------
+
+def _is_run_dir(p: Path) -> bool:
+    return p.is_dir() and not p.name.startswith(".") and p.name != UPLOADS and (
+        (p / "status.json").is_file() or (p / "config.json").is_file())
+
+
+def _crash_message(run_dir: Path) -> str:
+    proc = _PROCS.get(str(run_dir))
+    how = "The training process ended unexpectedly"
+    if proc is not None and proc.returncode is not None and proc.returncode < 0:
+        with contextlib.suppress(ValueError):
+            how += f" (killed by {signal.Signals(-proc.returncode).name})"
+    tail = log_tail(run_dir, 1)
+    return f"{how}; last log line: {tail[-1]}" if tail else f"{how}; the log is empty."
+
+
+def _reap() -> None:
+    """Collect finished children so they do not linger as zombies."""
+    for proc in list(_PROCS.values()):
+        proc.poll()
+
+
+def run_info(run_dir: str | os.PathLike) -> RunInfo:
+    """Everything the page shows about one run. A 'running' run whose process is gone becomes 'crashed'."""
+    path = Path(run_dir)
+    status = _read_json(path / "status.json")
+    has_card = (path / "card.json").is_file()
+    state = str(status.get("state") or ("finished" if has_card else "unknown"))
+    if state == "running" and not pid_alive(status.get("pid"), path):
+        status = _read_json(path / "status.json")  # the process is gone: nobody writes any more
+        if status.get("state", "running") == "running":
+            if has_card:
+                status = _update_status(path, state="finished", ended=time.time(),
+                                        message="The process ended right after saving the model.")
+            else:
+                status = _update_status(path, state="crashed", ended=time.time(), message=_crash_message(path))
+        state = str(status.get("state"))
+    if not state or state not in TERMINAL_STATES + ("running",):
+        state = "finished" if has_card else (state or "unknown")
+    return RunInfo(
+        path=path, name=path.name, state=state, message=str(status.get("message") or ""), status=status,
+        config=_read_json(path / "config.json"), progress=_read_json(path / "progress.json"),
+        metrics=_read_json(path / "metrics.json"), card=_read_json(path / "card.json") if has_card else {},
+        history=_read_json(path / "history.json"), log_tail=log_tail(path))
+
+
+def list_runs(runs_dir: str | os.PathLike | None = None) -> list[RunInfo]:
+    """All run folders, newest first."""
+    root = get_runs_dir(runs_dir)
+    _reap()
+    if not root.is_dir():
+        return []
+    infos = [run_info(p) for p in root.iterdir() if _is_run_dir(p)]
+    return sorted(infos, key=lambda r: (r.started or r.path.stat().st_mtime, r.name), reverse=True)
+
+
+def active_run(runs_dir: str | os.PathLike | None = None) -> RunInfo | None:
+    """The run in progress, if any (named in .active.json, or any folder whose process still runs)."""
+    root = get_runs_dir(runs_dir)
+    active = _read_json(root / ACTIVE_FILE)
+    if active.get("run_dir") and Path(active["run_dir"]).is_dir():
+        info = run_info(active["run_dir"])
+        if info.running:
+            return info
+    if not root.is_dir():
+        return None
+    for p in root.iterdir():
+        if _is_run_dir(p) and _read_json(p / "status.json").get("state") == "running":
+            info = run_info(p)
+            if info.running:
+                return info
+    return None
+
+
+# --- starting ---------------------------------------------------------------------------------
+
+def _config_dict(config: Any) -> dict:
+    cfg = asdict(config) if is_dataclass(config) and not isinstance(config, type) else dict(config)
+    if not cfg.get("data"):
+        raise RunError("Choose a dataset folder before starting a run.")
+    arch = cfg.get("arch", "compact")
+    if arch not in ARCHITECTURES:
+        raise RunError(f"Unknown architecture {arch!r}; choose one of {', '.join(ARCHITECTURES)}.")
+    return cfg
+
+
+def train_command(cfg: dict, run_dir: Path) -> list[str]:
+    """The `python -m brainscan train` command line for a config dict (TrainConfig field names)."""
+    cmd = [sys.executable, "-m", "brainscan", "train", "--data", str(resolve_data_path(cfg["data"])),
+           "--out", str(run_dir)]
+    options = {"arch": "--arch", "epochs": "--epochs", "img_size": "--img-size", "weights": "--weights",
+               "batch_size": "--batch-size", "learning_rate": "--lr", "seed": "--seed", "patience": "--patience",
+               "max_images": "--max-images", "name": "--name"}
+    for key, flag in options.items():
+        value = cfg.get(key)
+        if value is not None and value != "":
+            cmd += [flag, str(value)]
+    if cfg.get("augment") is False:
+        cmd.append("--no-augment")
+    return cmd
+
+
+def start_run(config: Any, runs_dir: str | os.PathLike | None = None, *, exclusive: bool = True) -> Path:
+    """Start `python -m brainscan train` for config (a dict or TrainConfig) in a new run folder.
+
+    Returns the run folder at once; the training runs in its own process session, writing its
+    output to <run>/log.txt. Raises RunBusyError if another run is in progress (unless exclusive=False).
+    """
+    cfg = _config_dict(config)
+    root = get_runs_dir(runs_dir)
+    with _locked(root):
+        if exclusive:
+            busy = active_run(root)
+            if busy is not None:
+                epoch = busy.progress.get("epoch")
+                where = f" (epoch {epoch} of {busy.progress.get('epochs')})" if epoch else ""
+                raise RunBusyError(f"Run {busy.name} is still training{where}; wait for it to finish or stop it "
+                                   "before starting another.")
+        slug = slugify(cfg.get("name") or f"{cfg.get('arch', 'compact')}-{cfg.get('img_size', 128)}")
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        run_dir = root / f"{stamp}-{slug}"
+        n = 2
+        while run_dir.exists():
+            run_dir = root / f"{stamp}-{slug}-{n}"
+            n += 1
+        run_dir.mkdir(parents=True)
+        cmd = train_command(cfg, run_dir.resolve())
+        env = dict(os.environ, PYTHONUNBUFFERED="1", TF_CPP_MIN_LOG_LEVEL="2")
+        pythonpath = [str(REPO_ROOT)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+        env["PYTHONPATH"] = os.pathsep.join(pythonpath)
+        try:
+            with open(run_dir / "log.txt", "ab") as log:
+                log.write(("$ python " + " ".join(cmd[1:]) + "\n").encode())
+                log.flush()
+                proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT,
+                                        stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+        except OSError as err:
+            _update_status(run_dir, state="failed", ended=time.time(), message=f"Could not start training: {err}")
+            raise RunError(f"Could not start the training process: {err}") from err
+        _PROCS[str(run_dir)] = proc
+        # The child writes the same status when it starts; whichever comes second merges into the first.
+        if _read_json(run_dir / "status.json"):
+            _update_status(run_dir, pid=proc.pid)
+        else:
+            _update_status(run_dir, state="running", pid=proc.pid, started=time.time())
+        _write_json(root / ACTIVE_FILE, {"pid": proc.pid, "run_dir": str(run_dir), "started": time.time()})
+    return run_dir
+
+
+# --- stopping ---------------------------------------------------------------------------------
+
+def _wait_dead(pid: int, run_dir: Path, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not pid_alive(pid, run_dir):
+            return True
+        time.sleep(0.1)
+    return not pid_alive(pid, run_dir)
+
+
+def _remove_partial_model(run_dir: Path) -> None:
+    """A run without card.json has no model: drop model files a kill may have left half-moved."""
+    if (run_dir / "card.json").is_file():
+        return
+    for name in ("model.keras", "ood.npz"):
+        with contextlib.suppress(FileNotFoundError):
+            (run_dir / name).unlink()
+    for tmp in run_dir.glob(".model-new*"):
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def stop_run(run_dir: str | os.PathLike, timeout: float = 30.0) -> RunInfo:
+    """Stop a run: SIGTERM to its process group (train.py stops after the current batch and saves no
+    model), SIGKILL if it is still alive after timeout seconds. Returns the final RunInfo ('stopped',
+    or 'finished' if it completed before the signal landed)."""
+    path = Path(run_dir)
+    status = _read_json(path / "status.json")
+    pid = status.get("pid")
+    if status.get("state") == "running" and pid and pid_alive(pid, path):
+        _signal_run(int(pid), signal.SIGTERM)
+        if not _wait_dead(int(pid), path, timeout):
+            _signal_run(int(pid), signal.SIGKILL)
+            _wait_dead(int(pid), path, 10.0)
+        proc = _PROCS.pop(str(path), None)
+        if proc is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=5)
+        status = _read_json(path / "status.json")
+        if status.get("state") in ("running", "stopped") and not (path / "card.json").is_file():
+            _remove_partial_model(path)
+            if status.get("state") == "running":  # killed before train.py could say so itself
+                _update_status(path, state="stopped", ended=time.time(),
+                               message="Stopped by the user; no model was saved.")
+    _release_active(path)
+    return run_info(path)
+
+
+def _release_active(run_dir: Path) -> None:
+    active = run_dir.parent / ACTIVE_FILE
+    if _read_json(active).get("run_dir") == str(run_dir):
+        with contextlib.suppress(FileNotFoundError):
+            active.unlink()
+
+
+# --- promoting --------------------------------------------------------------------------------
+
+def replace_dir(src: Path, dst: Path) -> None:
+    """Put src at dst; an existing dst is moved aside first and removed only after the swap.
+
+    Same as brainscan.model.replace_dir, here so that promoting needs no TensorFlow import.
+    """
+    old = None
+    if dst.exists():
+        old = dst.with_name(f".{dst.name}.old-{os.getpid()}-{time.monotonic_ns()}")
+        os.replace(dst, old)
+    try:
+        os.replace(src, dst)
+    except OSError:
+        if old is not None:
+            os.replace(old, dst)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def promote(run_dir: str | os.PathLike, models_dir: str | os.PathLike | None = None, name: str = "default") -> Path:
+    """Copy a finished run's model into models/<name> (complete folder or nothing; replaces an old one)."""
+    info = run_info(run_dir)
+    if not info.complete:
+        raise RunError(f"Run {info.name} is {info.state}; only a finished run with a saved model can be promoted.")
+    if name != slugify(name, "") or name in (".", ".."):
+        raise RunError(f"{name!r} is not a usable model folder name (letters, digits, '.', '_' and '-').")
+    root = get_models_dir(models_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.new-", dir=root))
+    try:
+        for fname in MODEL_FILES + EXTRA_FILES:
+            src = info.path / fname
+            if src.is_file():
+                shutil.copy2(src, tmp / fname)
+        missing = [f for f in MODEL_FILES if not (tmp / f).is_file()]
+        if missing:
+            raise RunError(f"Run {info.name} lacks {', '.join(missing)}; it cannot be promoted.")
+        _write_json(tmp / "promoted.json", {"run": str(info.path.resolve()), "promoted": time.time()})
+        os.chmod(tmp, 0o755)
+        dst = root / name
+        replace_dir(tmp, dst)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return dst
+
+
+# --- dataset summary --------------------------------------------------------------------------
+
+def _image_sizes(paths: list[str], sample: int) -> dict:
+    """Width/height statistics from image headers (Pillow reads only the header; DICOM via pydicom)."""
+    from PIL import Image
+
+    step = max(1, len(paths) // sample) if sample else 1
+    picked = paths[::step][:sample]
+    sizes: list[tuple[int, int]] = []
+    modes: Counter[str] = Counter()
+    unreadable = 0
+    for p in picked:
+        try:
+            with Image.open(p) as im:
+                sizes.append(im.size)
+                modes[im.mode] += 1
+        except Exception:  # noqa: BLE001 - DICOM or a broken file
+            try:
+                import pydicom
+
+                ds = pydicom.dcmread(p, stop_before_pixels=True)
+                sizes.append((int(ds.Columns), int(ds.Rows)))
+                modes["DICOM"] += 1
+            except Exception:  # noqa: BLE001
+                unreadable += 1
+    out: dict = {"sampled": len(picked), "unreadable": unreadable, "modes": dict(modes)}
+    if sizes:
+        import numpy as np
+
+        w = np.array([s[0] for s in sizes])
+        h = np.array([s[1] for s in sizes])
+        out.update(
+            width={"min": int(w.min()), "median": int(np.median(w)), "max": int(w.max())},
+            height={"min": int(h.min()), "median": int(np.median(h)), "max": int(h.max())},
+            most_common=[[f"{a}x{b}", n] for (a, b), n in Counter(sizes).most_common(5)],
+            non_square=int(np.sum(w != h)))
+    return out
+
+
+def dataset_summary(root: str | os.PathLike, size_sample: int = 200, val_fraction: float = 0.15,
+                    test_fraction: float = 0.15, seed: int = 0) -> dict:
+    """What training on root would see: images per class, image sizes, near-duplicates and the split.
+
+    A pure function of the folder's contents (cache it by path). Raises brainscan.data.DatasetError.
+    The split is the one brainscan.train makes with the same fractions and seed (before --max-images).
+    """
+    import numpy as np
+
+    from brainscan import data as data_mod
+
+    ds = data_mod.discover(resolve_data_path(root))
+    paths = [it.path for it in ds.items]
+    hashes = data_mod.hash_all(paths)
+    plan = data_mod.plan_split(ds, hashes, val_fraction, test_fraction, seed)
+    group_sizes = np.bincount(plan.groups)
+    labels = ds.labels
+    per_split = {}
+    for part in ("train", "val", "test", "official_test"):
+        c = Counter(labels[i] for i in getattr(plan, part))
+        per_split["test_dedup" if part == "test" else part] = {k: c.get(k, 0) for k in ds.classes}
+    by_official: dict[str, dict[str, int]] = {}
+    for it in ds.items:
+        if it.official_split:
+            by_official.setdefault(it.official_split, Counter())[it.label] += 1
+    return {
+        "root": str(ds.root), "n_images": len(ds.items), "classes": list(ds.classes), "counts": ds.counts(),
+        "binary": ds.is_binary, "official_split": {k: dict(v) for k, v in by_official.items()},
+        "image_sizes": _image_sizes(paths, size_sample),
+        "near_duplicates": {
+            "groups_with_2_or_more": int(np.sum(group_sizes >= 2)),
+            "images_in_those_groups": int(np.sum(group_sizes[group_sizes >= 2])),
+            "largest_group": int(group_sizes.max()) if len(group_sizes) else 0,
+            "max_hamming_bits": data_mod.NEAR_DUPLICATE_BITS,
+        },
+        "split": plan.summary(), "split_per_class": per_split,
+    }
+
+
+def find_datasets(roots: list[str | os.PathLike] | None = None, depth: int = 2) -> list[Path]:
+    """Folders that look like datasets (class folders, possibly inside Training/Testing) under roots."""
+    from brainscan import data as data_mod
+
+    roots = roots if roots is not None else [REPO_ROOT.parent / "shared" / "data"]
+    found: list[Path] = []
+
+    def looks_like(p: Path) -> bool:
+        try:
+            kids = [c for c in p.iterdir() if c.is_dir()]
+        except OSError:
+            return False
+        classes = {data_mod.canonical_class(c.name) for c in kids} - {None}
+        splits = [c for c in kids if c.name.lower() in data_mod.SPLIT_NAMES]
+        return len(classes) >= 2 or any(looks_like(s) for s in splits)
+
+    def walk(p: Path, level: int) -> None:
+        if looks_like(p):
+            found.append(p)
+            return
+        if level < depth:
+            with contextlib.suppress(OSError):
+                for c in sorted(p.iterdir()):
+                    if c.is_dir() and not c.name.startswith("."):
+                        walk(c, level + 1)
+
+    for r in roots:
+        if Path(r).is_dir():
+            walk(Path(r), 0)
+    return found

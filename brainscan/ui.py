@@ -1,0 +1,317 @@
+"""Small helpers shared by the Streamlit pages: the model in use, wording, and display images.
+
+Importing this module never imports TensorFlow: the Home and Model pages read the model folder's JSON
+files directly, and the model itself is loaded once per process, in a background thread, by
+:class:`ModelHolder` (cached with ``st.cache_resource``).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import streamlit as st
+
+from brainscan.errors import ModelError
+
+log = logging.getLogger("brainscan.app")
+
+REPO_DIR = Path(__file__).resolve().parent.parent
+MODELS_DIR = REPO_DIR / "models"  # same folder as brainscan.model.MODELS_DIR (that module imports TensorFlow)
+MODEL_ENV = "BRAINSCAN_MODEL"
+SAMPLES_DIR = REPO_DIR / "sample_images"
+
+DISCLAIMER = (
+    "BrainScan is a research and teaching demo, **not a medical device**. "
+    "Its answers must not be used to diagnose, treat or triage anyone."
+)
+OOD_WARNING = "This image does not look like the scans the model was trained on; do not trust this answer."
+UNSURE_BELOW = 0.6  # top probability under this -> the answer is worded as uncertain
+
+# How each class reads in a sentence ("most likely shows ...") and as a short label.
+_PHRASES = {"glioma": "a glioma", "meningioma": "a meningioma", "pituitary": "a pituitary tumor",
+            "notumor": "no tumor", "tumor": "a tumor"}
+_LABELS = {"glioma": "Glioma", "meningioma": "Meningioma", "pituitary": "Pituitary tumor",
+           "notumor": "No tumor", "tumor": "Tumor"}
+
+
+# --- the model folder, without TensorFlow ---------------------------------------------------------
+
+def find_model_dir() -> Path | None:
+    """The model folder the app uses: $BRAINSCAN_MODEL, else models/default, else the first models/*/card.json.
+
+    Mirrors ``brainscan.model.find_default_model`` (which imports TensorFlow); None when there is none.
+    """
+    env = os.environ.get(MODEL_ENV)
+    if env:
+        path = Path(env)
+        return path.parent if path.is_file() else path
+    if (MODELS_DIR / "default" / "card.json").is_file():
+        return MODELS_DIR / "default"
+    found = sorted(p.parent for p in MODELS_DIR.glob("*/card.json"))
+    return found[0] if found else None
+
+
+def read_json(path: Path) -> dict | None:
+    """A JSON object from a file, or None when the file is missing or unreadable."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+@dataclass(frozen=True)
+class ModelFiles:
+    """What the model folder says about itself (card.json, metrics.json, history.json)."""
+
+    path: Path
+    card: dict | None
+    metrics: dict | None
+    history: dict | None
+
+    @property
+    def name(self) -> str:
+        return str((self.card or {}).get("name") or self.path.name)
+
+
+def model_files(path: Path | None = None) -> ModelFiles | None:
+    path = path or find_model_dir()
+    if path is None:
+        return None
+    return ModelFiles(path, read_json(path / "card.json"), read_json(path / "metrics.json"),
+                      read_json(path / "history.json"))
+
+
+NO_MODEL = ("No trained model was found. Put a model folder in models/default (see scripts/train_default.sh) "
+            f"or point the {MODEL_ENV} environment variable at one.")
+
+
+# --- loading the model once per process ----------------------------------------------------------
+
+class ModelHolder:
+    """Loads one model folder in a background thread; shared by every session of the process.
+
+    ``lock`` serialises predictions: the CAM visualisers are cached per model and are not thread-safe.
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.lock = threading.Lock()
+        self._start_lock = threading.Lock()
+        self._done = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._model: Any = None
+        self._error: str | None = None
+
+    def start(self) -> None:
+        with self._start_lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._load, name="brainscan-model-loader", daemon=True)
+                self._thread.start()
+
+    def _load(self) -> None:
+        try:
+            from brainscan.check import load_checker
+
+            self._model = load_checker(str(self.path))
+        except ModelError as err:
+            self._error = str(err)
+        except Exception as err:  # noqa: BLE001 - any failure becomes a message; only the type is logged
+            log.error("Model loading failed: %s", type(err).__name__)
+            self._error = f"The model in {self.path.name} could not be loaded ({type(err).__name__})."
+        finally:
+            self._done.set()
+
+    @property
+    def state(self) -> str:
+        """"idle", "loading", "ready" or "failed"."""
+        if self._thread is None:
+            return "idle"
+        if not self._done.is_set():
+            return "loading"
+        return "failed" if self._error else "ready"
+
+    def get(self, timeout: float | None = None) -> Any:
+        """The LoadedModel, waiting for the loader; raises ModelError when loading failed or timed out."""
+        self.start()
+        if not self._done.wait(timeout):
+            raise ModelError("The model is still loading; try again in a moment.")
+        if self._error:
+            raise ModelError(self._error)
+        return self._model
+
+
+@st.cache_resource(max_entries=1, show_spinner=False)
+def _holder(path: str, stamp: float) -> ModelHolder:
+    return ModelHolder(Path(path))
+
+
+def model_holder() -> ModelHolder | None:
+    """The process-wide holder for the model in use (a new one when the model files change)."""
+    path = find_model_dir()
+    if path is None:
+        return None
+    try:
+        stamp = max((path / name).stat().st_mtime for name in ("model.keras", "card.json"))
+    except OSError:
+        stamp = 0.0
+    return _holder(str(path.resolve()), stamp)
+
+
+def check(holder: ModelHolder, model: Any, scan: Any, cam_method: str | None) -> Any:
+    """brainscan.check.check_scan under the holder's lock."""
+    from brainscan.check import check_scan
+
+    with holder.lock:
+        return check_scan(model, scan, cam_method)
+
+
+# --- wording -----------------------------------------------------------------------------------
+
+def class_label(name: str) -> str:
+    return _LABELS.get(name, name.replace("_", " ").capitalize())
+
+
+def class_phrase(name: str) -> str:
+    return _PHRASES.get(name, name.replace("_", " "))
+
+
+def pct(p: float | None) -> str:
+    if p is None or not np.isfinite(p):
+        return "n/a"
+    return f"{100 * p:.0f}%" if p >= 0.01 or p == 0 else "<1%"
+
+
+def answer_sentence(probabilities: Mapping[str, float]) -> str:
+    label = max(probabilities, key=probabilities.get)
+    return f"The model thinks this scan most likely shows {class_phrase(label)} ({pct(probabilities[label])})."
+
+
+def uncertainty_sentence(probabilities: Mapping[str, float]) -> str | None:
+    """A plain warning when the top answer is weak (below UNSURE_BELOW); None otherwise."""
+    ranked = sorted(probabilities.items(), key=lambda kv: kv[1], reverse=True)
+    top_name, top_p = ranked[0]
+    if top_p >= UNSURE_BELOW:
+        return None
+    if len(ranked) > 1:
+        second, second_p = ranked[1]
+        return (f"The model is unsure: {class_phrase(top_name)} gets only {pct(top_p)}, and "
+                f"{class_phrase(second)} is close behind ({pct(second_p)}). Treat this answer as a guess.")
+    return f"The model is unsure ({pct(top_p)}). Treat this answer as a guess."
+
+
+def tumor_classes(classes: list[str]) -> list[str]:
+    return [c for c in classes if c != "notumor"]
+
+
+def fmt_number(value: Any, kind: str = "ratio") -> str:
+    if value is None:
+        return "n/a"
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    if not np.isfinite(v):
+        return "n/a"
+    if kind == "pct":
+        return f"{100 * v:.1f}%"
+    if kind == "int":
+        return f"{int(v):,}"
+    return f"{v:.3f}"
+
+
+_META_LABELS = {
+    "modality": "Modality", "series_description": "Series description", "body_part": "Body part",
+    "pixel_spacing": "Pixel spacing (mm)", "rows": "Rows", "columns": "Columns", "frames": "Frames",
+    "photometric_interpretation": "Photometric interpretation", "transfer_syntax": "Transfer syntax",
+    "bits_stored": "Bits stored", "window": "Display window", "format": "Format", "mode": "Pixel mode",
+    "width": "Width (px)", "height": "Height (px)",
+}
+
+
+def metadata_rows(meta: Mapping[str, object]) -> list[dict[str, str]]:
+    """The scan's safe metadata as rows of {"Field", "Value"}; empty values are left out."""
+    rows = []
+    for key, value in meta.items():
+        if value is None or value == "":
+            continue
+        if isinstance(value, (list, tuple)):
+            value = " x ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)
+        rows.append({"Field": _META_LABELS.get(key, key.replace("_", " ").capitalize()), "Value": str(value)})
+    return rows
+
+
+# --- images for display ------------------------------------------------------------------------
+
+def shrink(img: np.ndarray, max_side: int) -> np.ndarray:
+    """Downscale (INTER_AREA) so the longer side is at most max_side; smaller images are returned as they are."""
+    h, w = img.shape[:2]
+    if max(h, w) <= max_side:
+        return img
+    scale = max_side / max(h, w)
+    return cv2.resize(img, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+
+
+def png_bytes(img: np.ndarray) -> bytes:
+    """uint8 grayscale or RGB -> PNG bytes (in memory)."""
+    arr = cv2.cvtColor(img, cv2.COLOR_RGB2BGR) if img.ndim == 3 else img
+    ok, buf = cv2.imencode(".png", arr)
+    if not ok:
+        raise ValueError("PNG encoding failed")
+    return buf.tobytes()
+
+
+def thumbnail_url(pixels: np.ndarray, side: int = 72) -> str:
+    """A small PNG thumbnail of a [0, 1] image as a data: URL (for st.column_config.ImageColumn)."""
+    from brainscan.io import to_uint8
+
+    data = png_bytes(shrink(to_uint8(pixels), side))
+    return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+
+
+def sample_files() -> list[Path]:
+    """Files in sample_images/ (README and hidden files excluded), sorted by name."""
+    if not SAMPLES_DIR.is_dir():
+        return []
+    return sorted(p for p in SAMPLES_DIR.iterdir()
+                  if p.is_file() and not p.name.startswith(".") and p.name.lower() != "readme.md")
+
+
+# --- shared page pieces ------------------------------------------------------------------------
+
+def disclaimer() -> None:
+    st.caption(f":material/info: {DISCLAIMER}")
+
+
+def probability_chart(probabilities: Mapping[str, float]) -> Any:
+    """Horizontal bars of the calibrated probability per class, labelled in percent (an Altair chart)."""
+    import altair as alt
+    import pandas as pd
+
+    top = max(probabilities, key=probabilities.get)
+    df = pd.DataFrame({
+        "Class": [class_label(c) for c in probabilities],
+        "Probability (%)": [round(100 * float(p), 1) for p in probabilities.values()],
+        "Answer": ["Most likely" if c == top else "Other" for c in probabilities],
+    })
+    base = alt.Chart(df).encode(
+        y=alt.Y("Class:N", sort=None, title=None, axis=alt.Axis(labelFontSize=13, labelLimit=200)),
+        x=alt.X("Probability (%):Q", scale=alt.Scale(domain=[0, 100]), title="Calibrated probability (%)"),
+    )
+    bars = base.mark_bar().encode(
+        color=alt.Color("Answer:N", scale=alt.Scale(domain=["Most likely", "Other"], range=["#1f5fa8", "#9bb7d4"]),
+                        legend=None),
+        tooltip=["Class", "Probability (%)"],
+    )
+    text = base.mark_text(align="left", dx=4, fontSize=13).encode(text=alt.Text("Probability (%):Q", format=".0f"))
+    return (bars + text).properties(height=36 * len(df) + 30)

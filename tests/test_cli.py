@@ -1,0 +1,123 @@
+"""The command-line contract, through real subprocesses: JSON Lines, exit codes, no tracebacks."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from bad_inputs import catalogue
+
+from brainscan.synthetic import phantom
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def brainscan(*args: str, model: str | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    if model:
+        env["BRAINSCAN_MODEL"] = model
+    return subprocess.run([sys.executable, "-m", "brainscan", *args], capture_output=True, text=True, env=env,
+                          cwd=ROOT, timeout=timeout)
+
+
+def write_phantom(path: Path, size: int = 96, centre=(30, 60)) -> Path:
+    img, _ = phantom(size, lesion=True, seed=5, lesion_center=centre)
+    cv2.imwrite(str(path), np.rint(img * 255).astype(np.uint8))
+    return path
+
+
+def test_usage_errors_exit_2_without_traceback():
+    for args in ([], ["predict"], ["frobnicate"], ["predict", "--cam-method", "lime", "x.png"]):
+        r = brainscan(*args)
+        assert r.returncode == 2, args
+        assert "Traceback" not in r.stderr and "usage" in r.stderr
+
+
+def test_missing_model_is_a_usage_error(tmp_path):
+    r = brainscan("predict", str(write_phantom(tmp_path / "a.png")), "--model", str(tmp_path / "nope"))
+    assert r.returncode == 2 and "not a model folder" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.slow
+def test_predict_json_lines_in_input_order_with_cam(tiny_model, tmp_path, make_dicom):
+    a = write_phantom(tmp_path / "b_first.png")
+    sub = tmp_path / "dir"
+    sub.mkdir()
+    write_phantom(sub / "x.png")
+    img, _ = phantom(64, lesion=True, seed=2)
+    (sub / "scan_without_extension").write_bytes(make_dicom((img * 1000).astype(np.uint16)))
+    r = brainscan("predict", str(a), str(sub), "--cam", "--cam-out", str(tmp_path / "cams"), model=tiny_model)
+    assert r.returncode == 0, r.stderr
+    lines = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [Path(d["file"]).name for d in lines] == ["b_first.png", "scan_without_extension", "x.png"]
+    for d in lines:
+        assert set(d["probabilities"]) == {"glioma", "meningioma", "notumor", "pituitary"}
+        assert sum(d["probabilities"].values()) == pytest.approx(1.0, abs=1e-6)
+        assert d["label"] == max(d["probabilities"], key=d["probabilities"].get)
+        assert d["tumor_probability"] == pytest.approx(1 - d["probabilities"]["notumor"], abs=1e-6)
+        x, y = d["cam_peak"]
+        assert isinstance(x, int) and isinstance(y, int)
+        assert Path(d["cam_overlay"]).is_file()
+    assert 0 <= lines[0]["cam_peak"][0] < 96 and 0 <= lines[0]["cam_peak"][1] < 96
+    assert "Doe" not in r.stdout and "Doe" not in r.stderr
+
+
+@pytest.mark.slow
+def test_bad_input_catalogue_gives_one_sentence_each_and_exit_1(tiny_model, tmp_path):
+    good = write_phantom(tmp_path / "good.png")
+    paths, words = [], []
+    for key, (name, data, word) in catalogue().items():
+        p = tmp_path / f"{key}_{name}"
+        p.write_bytes(data)
+        paths.append(str(p))
+        words.append(word)
+    r = brainscan("predict", *paths, str(good), model=tiny_model)
+    assert r.returncode == 1
+    assert "Traceback" not in r.stderr
+    lines = [json.loads(line) for line in r.stdout.splitlines()]
+    assert len(lines) == len(paths) + 1
+    for line, path, word in zip(lines, paths, words):
+        assert line["file"] == path and set(line) == {"file", "error"}
+        assert word.lower() in line["error"].lower(), line
+        assert line["error"].count(". ") == 0 and line["error"].endswith(".")  # one sentence
+    assert lines[-1]["label"] in ("glioma", "meningioma", "notumor", "pituitary")
+
+
+def test_convert_writes_png_without_identifiers(tmp_path, make_dicom):
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "a.dcm").write_bytes(make_dicom(np.arange(32 * 32, dtype=np.uint16).reshape(32, 32)))
+    (src / "junk.dcm").write_bytes(b"nope")
+    r = brainscan("convert", str(src), "--out", str(tmp_path / "out"))
+    lines = [json.loads(line) for line in r.stdout.splitlines()]
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    ok = [d for d in lines if "output" in d]
+    assert len(ok) == 1 and len(lines) == 2
+    data = Path(ok[0]["output"]).read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and b"Doe" not in data and b"DOE-4711" not in data
+    assert cv2.imread(ok[0]["output"], cv2.IMREAD_UNCHANGED).shape == (32, 32)
+
+
+@pytest.mark.slow
+def test_evaluate_folder_json(tiny_model, tiny_dataset):
+    r = brainscan("evaluate", tiny_dataset, "--model", tiny_model, "--json")
+    assert r.returncode == 0, r.stderr
+    m = json.loads(r.stdout)
+    assert m["n_images"] == 64 and len(m["confusion_matrix"]) == 4
+    assert 0.0 <= m["accuracy"] <= 1.0 and "roc_auc" in m["tumor_vs_notumor"]
+
+
+@pytest.mark.slow
+def test_bench_json_reports_stages_and_ratio(tiny_model):
+    r = brainscan("bench", "--json", "--repeats", "2", model=tiny_model)
+    assert r.returncode == 0, r.stderr
+    b = json.loads(r.stdout)
+    for stage in ("decode", "preprocess", "predict", "gradcam", "total"):
+        assert b[f"{stage}_ms"] > 0
+    assert b["speedup_vs_vgg19"] == pytest.approx(b["vgg19_predict_ms"] / b["total_ms"], rel=0.01)

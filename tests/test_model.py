@@ -1,0 +1,97 @@
+"""Model folder, calibration, prediction and the out-of-distribution score."""
+
+import json
+
+import numpy as np
+import pytest
+
+from brainscan import model as m
+
+
+def test_fit_temperature_recovers_overconfidence():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, 4000)
+    true_logits = rng.normal(0, 1, (4000, 3))
+    true_logits[np.arange(4000), labels] += 1.5
+    # Sample labels from softmax(true_logits), then hand the model 3x sharper logits.
+    p = m.softmax(true_logits)
+    y = np.array([rng.choice(3, p=row) for row in p])
+    t = m.fit_temperature(3 * true_logits, y)
+    assert t == pytest.approx(3.0, rel=0.1)
+
+
+def test_softmax_temperature_flattens():
+    probs = m.softmax(np.array([[2.0, 0.0]]), temperature=2.0)
+    assert probs[0, 0] == pytest.approx(np.exp(1) / (np.exp(1) + 1))
+
+
+def test_tumor_probability_and_missing_notumor():
+    probs = np.array([[0.1, 0.2, 0.6, 0.1]])
+    assert m.tumor_probability(probs, ["glioma", "meningioma", "notumor", "pituitary"])[0] == pytest.approx(0.4)
+    with pytest.raises(m.ModelError):
+        m.tumor_probability(probs, ["a", "b", "c", "d"])
+
+
+def test_mahalanobis_is_zero_at_class_mean():
+    feats = np.array([[0.0, 0.0], [1.0, 1.0], [10.0, 10.0], [11.0, 9.0]])
+    stats = m.ood_stats(feats, np.array([0, 0, 1, 1]), 2)
+    d = m.mahalanobis(np.array([[0.5, 0.5], [50.0, -50.0]]), stats)
+    assert d[0] == pytest.approx(0.0, abs=1e-3) and d[1] > 10
+
+
+def test_load_model_errors_clearly(tmp_path):
+    with pytest.raises(m.ModelError, match="not a model folder"):
+        m.load_model(tmp_path)
+
+
+@pytest.mark.slow
+def test_tiny_model_folder_predicts_calibrated_probabilities(tiny_model):
+    loaded = m.load_model(tiny_model)
+    card = json.loads((loaded.path / "card.json").read_text())
+    assert loaded.classes == ["glioma", "meningioma", "notumor", "pituitary"] and loaded.size == 32
+    assert card["calibration"]["temperature"] > 0 and "test_dedup" in card["scores"] or "val" in card["scores"]
+    x = np.random.default_rng(0).random((3, 32, 32, 1)).astype(np.float32)
+    preds = m.predict_batch(loaded, x)
+    for p in preds:
+        assert sum(p.probabilities.values()) == pytest.approx(1.0)
+        assert p.tumor_probability == pytest.approx(1 - p.probabilities["notumor"])
+        assert 0.0 <= p.ood_score <= 1.0
+    assert m.predict(loaded, x[0]).probabilities == pytest.approx(preds[0].probabilities)
+
+
+@pytest.mark.slow
+def test_save_model_folder_is_atomic(tiny_model, tmp_path):
+    loaded = m.load_model(tiny_model)
+    dest = tmp_path / "models" / "x"
+    m.save_model_folder(loaded.keras_model, {**loaded.card, "name": "first"}, dest)
+
+    class Boom(Exception):
+        pass
+
+    real = m.shutil.rmtree
+    try:
+        m.replace_dir = lambda *a: (_ for _ in ()).throw(Boom())  # fail at the swap
+        with pytest.raises(Boom):
+            m.save_model_folder(loaded.keras_model, {**loaded.card, "name": "second"}, dest)
+    finally:
+        import importlib
+
+        importlib.reload(m)
+        m.shutil.rmtree = real
+    assert json.loads((dest / "card.json").read_text())["name"] == "first"
+    assert sorted(p.name for p in dest.parent.iterdir()) == ["x"]  # no temp folder left behind
+
+
+def test_transfer_without_internet_fails_clearly(monkeypatch):
+    import keras
+
+    def offline(*a, **k):
+        raise OSError("URL fetch failure")
+
+    monkeypatch.setattr(keras.applications, "EfficientNetB0", offline)
+    with pytest.raises(m.ModelError, match="--weights none"):
+        m.build_model("efficientnetb0", 32, 4, "imagenet")
+    with pytest.raises(m.ModelError, match="does not exist"):
+        m.build_model("vgg19", 32, 4, "/nonexistent/weights.h5")
+    with pytest.raises(m.ModelError, match="no pretrained weights"):
+        m.build_model("compact", 32, 4, "imagenet")

@@ -1,0 +1,131 @@
+"""The shipped sample_images/: documented, loadable, and free of real-looking patient data."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from brainscan.io import is_dicom, load_scan
+
+SAMPLES = Path(__file__).resolve().parents[1] / "sample_images"
+README = SAMPLES / "README.md"
+SAMPLE_FILES = sorted(p for p in SAMPLES.iterdir() if p.is_file() and p.name != "README.md")
+DICOM_FILES = [p for p in SAMPLE_FILES if is_dicom(p.read_bytes())]
+
+FAKE_NAME = "Anonymous^Sample"
+FAKE_ID = "SAMPLE-0001"
+
+
+def _ids(paths: list[Path]) -> list[str]:
+    return [p.name for p in paths]
+
+
+def test_expected_files_present_and_small() -> None:
+    names = {p.name for p in SAMPLE_FILES}
+    for name in ("template_axial_normal.png", "template_axial_lesion.png", "template_axial_lesion_16bit.png",
+                 "template_lesion.dcm", "template_multiframe", "template_monochrome1.dcm", "phantom_lesion.png"):
+        assert name in names
+    assert sum(p.stat().st_size for p in SAMPLES.iterdir() if p.is_file()) < 2 * 1024 * 1024
+
+
+@pytest.mark.parametrize("path", SAMPLE_FILES, ids=_ids(SAMPLE_FILES))
+def test_every_file_is_described_in_readme(path: Path) -> None:
+    assert f"`{path.name}`" in README.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("path", SAMPLE_FILES, ids=_ids(SAMPLE_FILES))
+def test_every_file_loads(path: Path) -> None:
+    scan = load_scan(path.read_bytes(), path.name)
+    assert scan.pixels.shape == (256, 256)
+    assert scan.pixels.dtype == np.float32
+    assert float(scan.pixels.max()) - float(scan.pixels.min()) > 0.5  # real contrast, not a blank image
+
+
+def test_dicom_files_are_recognised_by_content() -> None:
+    assert {p.name for p in DICOM_FILES} == {"template_lesion.dcm", "template_monochrome1.dcm", "template_multiframe"}
+    for path in DICOM_FILES:
+        assert load_scan(path.read_bytes(), path.name).kind == "dicom"
+
+
+def test_multiframe_has_frames_and_no_extension() -> None:
+    path = SAMPLES / "template_multiframe"
+    assert path.suffix == ""
+    data = path.read_bytes()
+    scan = load_scan(data, path.name)
+    assert scan.kind == "dicom"
+    assert scan.n_frames > 1
+    assert scan.metadata["frames"] == scan.n_frames
+    first, last = load_scan(data, path.name, 0), load_scan(data, path.name, scan.n_frames - 1)
+    assert not np.allclose(first.pixels, last.pixels)  # different slices, not one frame repeated
+    # The default (middle) frame is the slice of the single-frame lesion file.
+    single = load_scan((SAMPLES / "template_lesion.dcm").read_bytes(), "template_lesion.dcm").pixels
+    assert np.corrcoef(scan.pixels.ravel(), single.ravel())[0, 1] > 0.99
+
+
+def test_monochrome1_looks_like_monochrome2() -> None:
+    pydicom = pytest.importorskip("pydicom")
+    mono1 = SAMPLES / "template_monochrome1.dcm"
+    mono2 = SAMPLES / "template_lesion.dcm"
+    assert pydicom.dcmread(mono1, stop_before_pixels=True).PhotometricInterpretation == "MONOCHROME1"
+    assert pydicom.dcmread(mono2, stop_before_pixels=True).PhotometricInterpretation == "MONOCHROME2"
+    a = load_scan(mono1.read_bytes(), mono1.name)
+    b = load_scan(mono2.read_bytes(), mono2.name)
+    assert a.metadata["photometric_interpretation"] == "MONOCHROME1"
+    assert np.corrcoef(a.pixels.ravel(), b.pixels.ravel())[0, 1] > 0.95
+    assert float(np.abs(a.pixels - b.pixels).max()) < 0.01
+    assert float(a.pixels[:8, :8].mean()) < 0.1  # background is dark once inverted
+
+
+def test_dicom_and_png_versions_agree() -> None:
+    dcm = load_scan((SAMPLES / "template_lesion.dcm").read_bytes(), "template_lesion.dcm").pixels
+    png8 = load_scan((SAMPLES / "template_axial_lesion.png").read_bytes(), "template_axial_lesion.png").pixels
+    png16 = load_scan((SAMPLES / "template_axial_lesion_16bit.png").read_bytes(), "x.png")
+    assert png16.metadata["mode"].startswith("I;16")
+    assert float(np.abs(dcm - png8).max()) < 2 / 255
+    assert float(np.abs(png16.pixels - png8).max()) < 2 / 255
+
+
+@pytest.mark.parametrize("path", DICOM_FILES, ids=_ids(DICOM_FILES))
+def test_dicom_headers_hold_no_real_patient_data(path: Path) -> None:
+    pydicom = pytest.importorskip("pydicom")
+    ds = pydicom.dcmread(path, stop_before_pixels=True)
+    assert str(ds.PatientName) == FAKE_NAME
+    assert ds.PatientID == FAKE_ID
+    assert ds.Modality == "MR"
+    for elem in ds.iterall():
+        if elem.VR == "PN":  # only the fake patient name; every other person name empty
+            assert str(elem.value or "") in ("", FAKE_NAME), elem.keyword
+        elif elem.VR in ("DA", "DT", "TM"):  # no dates or times at all
+            assert not elem.value, elem.keyword
+    for keyword in ("PatientBirthDate", "PatientSex", "PatientAge", "PatientAddress", "OtherPatientIDs",
+                    "InstitutionName", "InstitutionAddress", "OperatorsName", "PerformingPhysicianName",
+                    "AccessionNumber", "DeviceSerialNumber", "StationName"):
+        assert not ds.get(keyword), keyword
+    uids = [str(ds.StudyInstanceUID), str(ds.SeriesInstanceUID), str(ds.SOPInstanceUID)]
+    assert all(re.fullmatch(r"1\.2\.826\.0\.1\.3680043\.8\.498\.\d+", uid) for uid in uids)  # pydicom's root
+    assert "not patient data" in str(ds.get("StudyDescription", "")).lower()
+
+
+@pytest.mark.slow  # ~6 s: rebuilds every file
+def test_generator_reproduces_the_shipped_files() -> None:
+    """The script still produces what is checked in (needs the dev-only nilearn; skipped without it)."""
+    pytest.importorskip("nilearn")
+    pytest.importorskip("nibabel")
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "make_sample_images", Path(__file__).resolve().parents[1] / "scripts" / "make_sample_images.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    built = module.build()
+    assert set(built) == {p.name for p in SAMPLE_FILES}
+    for name, data in built.items():
+        shipped_bytes = (SAMPLES / name).read_bytes()
+        n_frames = load_scan(shipped_bytes, name).n_frames
+        assert load_scan(data, name).n_frames == n_frames, name
+        for frame in range(n_frames):
+            ours, shipped = load_scan(data, name, frame).pixels, load_scan(shipped_bytes, name, frame).pixels
+            assert float(np.abs(ours - shipped).max()) <= 2 / 255, f"{name} frame {frame}"
