@@ -130,7 +130,10 @@ def extract_zip(data: bytes, dest: str | os.PathLike, max_total_bytes: int = 500
         except ArchiveError:
             _cleanup(dest, created, written)
             raise
-        except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, NotImplementedError, ValueError) as err:
+        except zipfile.BadZipFile as err:
+            _cleanup(dest, created, written)
+            raise ArchiveError(f"The zip is damaged or inconsistent ({err}); it was not extracted.") from err
+        except (OSError, EOFError, RuntimeError, NotImplementedError, ValueError) as err:
             _cleanup(dest, created, written)
             raise ArchiveError(f"The zip could not be extracted ({type(err).__name__}: {err}).") from err
     return _dataset_root(dest)

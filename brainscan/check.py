@@ -52,8 +52,9 @@ def check_scan(model, scan: Scan, cam_method: str | None = "gradcam", class_inde
 
         hm = heatmap(model, prepared, prediction.class_index if class_index is None else class_index, cam_method)
     t_cam = time.perf_counter()
-    return CheckResult(scan, prepared, prediction, hm, {
-        "preprocess_ms": 1000 * (t_prep - t), "predict_ms": 1000 * (t_pred - t_prep), "cam_ms": 1000 * (t_cam - t_pred)})
+    timings = {"preprocess_ms": 1000 * (t_prep - t), "predict_ms": 1000 * (t_pred - t_prep),
+               "cam_ms": 1000 * (t_cam - t_pred)}
+    return CheckResult(scan, prepared, prediction, hm, timings)
 
 
 def check_bytes(model, data: bytes, name: str, frame: int | None = None,

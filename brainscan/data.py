@@ -156,7 +156,7 @@ def near_duplicate_groups(hashes: np.ndarray, max_bits: int = NEAR_DUPLICATE_BIT
     for s in range(0, n, chunk):
         d = np.bitwise_count(hashes[s : s + chunk, None] ^ hashes[None, :])
         rows, cols = np.nonzero(d <= max_bits)
-        for r, c in zip(rows + s, cols):
+        for r, c in zip(rows + s, cols, strict=True):
             if c > r:
                 ra, rb = find(int(r)), find(int(c))
                 if ra != rb:

@@ -82,8 +82,8 @@ def evaluate_yes_no(root: str, model, dedup_against: str | None = None) -> dict:
         best, _ = data_mod.hamming_matrix_min(data_mod.hash_all(paths), ref_hashes)
         keep = best > data_mod.NEAR_DUPLICATE_BITS
         removed = int((~keep).sum())
-    kept = [p for p, k in zip(paths, keep) if k]
-    labels = [it.label for it, k in zip(ds.items, keep) if k]
+    kept = [p for p, k in zip(paths, keep, strict=True) if k]
+    labels = [it.label for it, k in zip(ds.items, keep, strict=True) if k]
     inputs, ok, errors = prepare_paths(kept, model.size)
     preds = run_model(model, inputs)
     y = np.array([labels[i] != "notumor" for i in ok], int)

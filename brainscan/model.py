@@ -19,9 +19,9 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
+from keras import layers  # noqa: E402
 
 from brainscan.errors import ModelError  # noqa: E402,F401
-from keras import layers  # noqa: E402
 
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 DEFAULT_MODEL_ENV = "BRAINSCAN_MODEL"
@@ -290,7 +290,7 @@ def predict_batch(model: LoadedModel, inputs: np.ndarray) -> list[Prediction]:
     out = []
     for i, p in enumerate(probs):
         k = int(np.argmax(p))
-        out.append(Prediction({c: float(v) for c, v in zip(classes, p)}, classes[k], float(ptumor[i]),
+        out.append(Prediction({c: float(v) for c, v in zip(classes, p, strict=True)}, classes[k], float(ptumor[i]),
                               scores[i], bool(scores[i] is not None and scores[i] >= OOD_THRESHOLD), k))
     return out
 
