@@ -95,6 +95,7 @@ def _summary(r: dict) -> str:
 
 
 def cmd_external(args: argparse.Namespace) -> int:
+    from brainscan.card import write_markdown
     from brainscan.external import attach_to_model, evaluate_brats, evaluate_yes_no
     from brainscan.model import load_model
 
@@ -105,15 +106,19 @@ def cmd_external(args: argparse.Namespace) -> int:
     if args.yes_no:
         result["yes_no"] = evaluate_yes_no(args.yes_no, model, args.dedup_against)
     attach_to_model(str(model.path), result)
+    write_markdown(model.path)
     print(json.dumps(json.loads((model.path / "card.json").read_text())["external"], indent=2))
     return 0
 
 
 def cmd_promote(args: argparse.Namespace) -> int:
+    from brainscan.card import write_markdown
     from brainscan.runs import promote
 
     dest = Path(args.dest)
-    print(promote(args.run, dest.parent, dest.name))
+    folder = promote(args.run, dest.parent, dest.name)
+    write_markdown(folder)
+    print(folder)
     return 0
 
 

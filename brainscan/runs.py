@@ -559,7 +559,7 @@ def find_datasets(roots: list[str | os.PathLike] | None = None, depth: int = 2) 
         if level < depth:
             with contextlib.suppress(OSError):
                 for c in sorted(p.iterdir()):
-                    if c.is_dir() and not c.name.startswith("."):
+                    if c.is_dir() and not c.is_symlink() and not c.name.startswith("."):
                         walk(c, level + 1)
 
     for r in roots:
