@@ -118,6 +118,15 @@ def luma(rgb: np.ndarray, scale: float) -> np.ndarray:
     return (r * np.float32(0.299) + g * np.float32(0.587) + b * np.float32(0.114)) / np.float32(scale)
 
 
+COLOUR_NOTE_THRESHOLD = 0.08  # mean channel spread (0..1); grayscale saved as RGB JPEG stays below 0.02
+
+
+def colourfulness(rgb: np.ndarray) -> float:
+    """Mean spread between the largest and smallest channel per pixel, 0 (gray) to 1."""
+    small = rgb[:: max(1, rgb.shape[0] // 256), :: max(1, rgb.shape[1] // 256), :3].astype(np.int16)
+    return float((small.max(axis=2) - small.min(axis=2)).mean() / 255.0)
+
+
 def _image_to_float(img: Image.Image, notes: list[str]) -> np.ndarray:
     mode = img.mode
     if mode in _HIGH_DEPTH_MODES:
@@ -135,7 +144,10 @@ def _image_to_float(img: Image.Image, notes: list[str]) -> np.ndarray:
         notes.append("Transparent areas were composited on black.")
         gray = luma(rgba, 255.0) * (rgba[..., 3].astype(np.float32) / np.float32(255.0))
     else:
-        gray = luma(np.asarray(img.convert("RGB")), 255.0)
+        rgb = np.asarray(img.convert("RGB"))
+        gray = luma(rgb, 255.0)
+        if colourfulness(rgb) > COLOUR_NOTE_THRESHOLD:
+            notes.append("This image is in colour, but MRI scans are grayscale: it may not be an MRI.")
     if mode not in ("LA", "La"):
         notes.append(f"Converted {'palette' if mode in ('P', 'PA') else mode} colour to grayscale.")
     return gray

@@ -261,3 +261,13 @@ def test_no_tensorflow_import():
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     proc = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_colour_photo_gets_a_not_mri_note_and_gray_rgb_does_not():
+    rng = np.random.default_rng(0)
+    colourful = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    scan = load_scan(encode(Image.fromarray(colourful)), "photo.png")
+    assert any("may not be an MRI" in n for n in scan.notes)
+    grayish = np.repeat(rng.integers(0, 256, (32, 32, 1), dtype=np.uint8), 3, axis=2)
+    scan = load_scan(encode(Image.fromarray(grayish)), "mri_as_rgb.png")
+    assert not any("may not be an MRI" in n for n in scan.notes)
