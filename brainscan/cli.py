@@ -64,8 +64,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                       weights=args.weights, batch_size=args.batch_size, learning_rate=args.lr,
                       augment=not args.no_augment, seed=args.seed, patience=args.patience, name=args.name or "",
                       max_images=args.max_images)
-    run(cfg)
-    return 0
+    metrics = run(cfg)
+    return 0 if metrics else 1  # a stopped run saved no model: scripts must not go on to promote it
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:

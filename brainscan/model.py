@@ -31,26 +31,33 @@ FEATURES_LAYER = "features"
 
 # --- architectures ---------------------------------------------------------------------------
 
-def _conv_block(x, filters: int, name: str, pool: bool = True):
+def _conv_block(x, filters: int, name: str, pool: bool = True, bn_momentum: float = 0.99):
     x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv1")(x)
-    x = layers.BatchNormalization(name=f"{name}_bn1")(x)
+    x = layers.BatchNormalization(momentum=bn_momentum, name=f"{name}_bn1")(x)
     x = layers.ReLU(name=f"{name}_relu1")(x)
     x = layers.SeparableConv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv2")(x)
-    x = layers.BatchNormalization(name=f"{name}_bn2")(x)
+    x = layers.BatchNormalization(momentum=bn_momentum, name=f"{name}_bn2")(x)
     x = layers.ReLU(name=f"{name}_relu2")(x)
     return layers.MaxPooling2D(2, name=f"{name}_pool")(x) if pool else x
 
 
-def build_compact(size: int, n_classes: int, channels: int = 1, dropout: float = 0.3) -> keras.Model:
+def bn_momentum_for(steps: int) -> float:
+    """Keras' default 0.99 needs a few hundred steps before BatchNorm's running statistics settle;
+    short runs (the Train page's quick defaults) use 0.9 so their evaluation is not at chance."""
+    return 0.99 if steps >= 2000 else 0.9
+
+
+def build_compact(size: int, n_classes: int, channels: int = 1, dropout: float = 0.3,
+                  bn_momentum: float = 0.99) -> keras.Model:
     """A small CNN for a 2-core CPU: strided stem, four conv blocks, global pooling, linear logits."""
     inp = keras.Input((size, size, channels), name="image")
     x = layers.Conv2D(32, 3, strides=2, padding="same", use_bias=False, name="stem_conv")(inp)
-    x = layers.BatchNormalization(name="stem_bn")(x)
+    x = layers.BatchNormalization(momentum=bn_momentum, name="stem_bn")(x)
     x = layers.ReLU(name="stem_relu")(x)
-    x = _conv_block(x, 48, "block1")
-    x = _conv_block(x, 96, "block2")
-    x = _conv_block(x, 160, "block3")
-    x = _conv_block(x, 256, "block4", pool=False)  # last spatial map (size/16): Grad-CAM's target
+    x = _conv_block(x, 48, "block1", bn_momentum=bn_momentum)
+    x = _conv_block(x, 96, "block2", bn_momentum=bn_momentum)
+    x = _conv_block(x, 160, "block3", bn_momentum=bn_momentum)
+    x = _conv_block(x, 256, "block4", pool=False, bn_momentum=bn_momentum)  # last spatial map: Grad-CAM's target
     x = layers.GlobalAveragePooling2D(name=FEATURES_LAYER)(x)
     x = layers.Dropout(dropout, name="dropout")(x)
     out = layers.Dense(n_classes, name="logits")(x)
@@ -103,11 +110,12 @@ def build_transfer(arch: str, size: int, n_classes: int, weights: str | None = "
     return keras.Model(inp, out, name=f"{arch}_transfer")
 
 
-def build_model(arch: str, size: int, n_classes: int, weights: str | None = None) -> keras.Model:
+def build_model(arch: str, size: int, n_classes: int, weights: str | None = None,
+                bn_momentum: float = 0.99) -> keras.Model:
     if arch == "compact":
         if weights not in (None, "none"):
             raise ModelError("The compact architecture has no pretrained weights; use --weights none.")
-        return build_compact(size, n_classes)
+        return build_compact(size, n_classes, bn_momentum=bn_momentum)
     return build_transfer(arch, size, n_classes, None if weights in (None, "none") else weights)
 
 

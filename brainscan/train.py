@@ -134,7 +134,15 @@ def _run(cfg: TrainConfig, run_dir: Path) -> dict:
     import tensorflow as tf
 
     from brainscan import augment
-    from brainscan.model import build_model, fit_temperature, mahalanobis, ood_stats, save_model_folder, softmax
+    from brainscan.model import (
+        bn_momentum_for,
+        build_model,
+        fit_temperature,
+        mahalanobis,
+        ood_stats,
+        save_model_folder,
+        softmax,
+    )
 
     keras.utils.set_random_seed(cfg.seed)
     x_tr, y_tr = arrays["train"]
@@ -148,8 +156,9 @@ def _run(cfg: TrainConfig, run_dir: Path) -> dict:
     train_ds = train_ds.prefetch(tf.data.AUTOTUNE)
     x_val, y_val = arrays["val"]
 
-    model = build_model(cfg.arch, cfg.img_size, n_classes, cfg.weights)
     steps = max(1, int(np.ceil(len(x_tr) / cfg.batch_size))) * cfg.epochs
+    bn_momentum = bn_momentum_for(steps)
+    model = build_model(cfg.arch, cfg.img_size, n_classes, cfg.weights, bn_momentum)
     schedule = keras.optimizers.schedules.CosineDecay(
         cfg.learning_rate * 0.1, steps, warmup_target=cfg.learning_rate, warmup_steps=min(steps // 10, 300))
     model.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=1e-4),
@@ -224,6 +233,7 @@ def _run(cfg: TrainConfig, run_dir: Path) -> dict:
                   **split, "seed": cfg.seed},
         "training": {"epochs_run": len(history.get("loss", [])), "epochs_max": cfg.epochs,
                      "batch_size": cfg.batch_size, "learning_rate": cfg.learning_rate, "augmentation": cfg.augment,
+                     "batchnorm_momentum": bn_momentum,
                      "weights": cfg.weights, "seconds": round(train_s), "machine": f"{platform.machine()}, "
                      f"{os.cpu_count()} CPU cores", "command": " ".join(["python -m brainscan"] + sys.argv[1:])},
         "calibration": {"method": "temperature scaling fitted on the validation split", "temperature": temperature,

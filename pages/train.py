@@ -1,0 +1,436 @@
+"""Train page: choose a dataset, check it, train in a background process, watch, compare and promote.
+
+Training never runs inside Streamlit: brainscan.runs starts `python -m brainscan train` and this page
+only reads the run folders (progress refreshes every 2 s in a fragment).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import zlib
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from brainscan import figures, runs, ui
+from brainscan.archive import ArchiveError, extract_zip
+from brainscan.data import DatasetError
+
+DEFAULT_DATASET = "../shared/data/navoneel-yes-no"
+MAX_UPLOAD_MB = 200  # the zip is held in memory while it is unpacked
+MAX_UNPACKED_MB = 500
+ARCH_LABELS = {"compact": "Compact CNN (0.7 M parameters, fast on a CPU)",
+               "efficientnetb0": "EfficientNet-B0 (4 M parameters, slower)",
+               "vgg19": "VGG19 (20 M parameters, very slow on a CPU)"}
+SPLIT_LABELS = {"test_dedup": "Test set (near-duplicates of training images removed)",
+                "val": "Validation set (used for early stopping and calibration)",
+                "official_test": "The folder's own Testing split (may contain near-copies of training images)"}
+TRAIN_LOG_LINE = re.compile(r"^(\[\d\d:\d\d:\d\d\] |error|Error|Traceback|\w+Error)")  # not TF's chatter
+STATE_BOX = {"finished": st.success, "running": st.info, "stopped": st.warning, "failed": st.error,
+             "crashed": st.error}
+
+
+# --- dataset --------------------------------------------------------------------------------------
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _summary(path: str, stamp: float) -> dict:
+    return runs.dataset_summary(path)
+
+
+@st.cache_data(show_spinner=False, ttl=600)
+def _found_datasets() -> list[str]:
+    return [str(p) for p in runs.find_datasets()]
+
+
+def _stamp(root: Path) -> float:
+    """Changes when files are added to or removed from class folders (cache key for the summary)."""
+    stamps = [root.stat().st_mtime]
+    for child in root.iterdir():
+        if child.is_dir():
+            stamps.append(child.stat().st_mtime)
+            stamps += [c.stat().st_mtime for c in child.iterdir() if c.is_dir()]
+    return max(stamps)
+
+
+def _display_path(p: str) -> str:
+    """Paths relative to the app folder where that is short (../shared/data/..., runs/uploads/...)."""
+    path = Path(p)
+    if path.is_relative_to(runs.REPO_ROOT):
+        return str(path.relative_to(runs.REPO_ROOT))
+    if path.is_relative_to(runs.REPO_ROOT.parent):
+        return f"../{path.relative_to(runs.REPO_ROOT.parent)}"
+    return p
+
+
+def _extract_upload(upload) -> Path | None:
+    cache: dict[str, str] = st.session_state.setdefault("train_uploads", {})
+    known = cache.get(upload.file_id)
+    if known and Path(known).is_dir():
+        return Path(known)
+    dest = runs.get_runs_dir() / runs.UPLOADS / f"{time.strftime('%Y%m%d-%H%M%S')}-{runs.slugify(upload.name)}"
+    try:
+        with st.spinner("Unpacking the zip..."):
+            root = extract_zip(upload.getvalue(), dest, max_total_bytes=MAX_UNPACKED_MB * 2**20)
+    except ArchiveError as err:
+        st.error(str(err))
+        return None
+    cache[upload.file_id] = str(root)
+    return root
+
+
+def dataset_section() -> tuple[Path | None, dict | None]:
+    st.header("1. Dataset")
+    source = st.radio("Where are the images?", ["A folder on this server", "Upload a zip"], horizontal=True,
+                      key="train_source")
+    if source == "Upload a zip":
+        upload = st.file_uploader("Zip with one folder per class (e.g. yes/ and no/, or glioma/, meningioma/, "
+                                  "notumor/, pituitary/)", type=["zip"], max_upload_size=MAX_UPLOAD_MB,
+                                  key="train_zip")
+        root = _extract_upload(upload) if upload is not None else None
+        if root is None:
+            return None, None
+    else:
+        found = _found_datasets()
+        default = DEFAULT_DATASET if runs.resolve_data_path(DEFAULT_DATASET).is_dir() else (
+            _display_path(found[0]) if found else "")
+        typed = st.text_input("Dataset folder", value=default, key="train_data",
+                              help="A folder with one sub-folder per class, optionally inside Training/ and "
+                                   "Testing/. Relative paths start at the app's folder.")
+        if found:
+            st.caption("Datasets found on this server: " + ", ".join(f"`{_display_path(f)}`" for f in found))
+        if not typed.strip():
+            st.info("Type the path of a dataset folder to begin.")
+            return None, None
+        root = runs.resolve_data_path(typed)
+        if not root.is_dir():
+            st.error(f"{typed} is not a folder on this server.")
+            return None, None
+    try:
+        with st.spinner("Reading the dataset and looking for near-duplicate images (first time only)..."):
+            summary = _summary(str(root), _stamp(root))
+    except DatasetError as err:
+        st.error(str(err))
+        return None, None
+    except OSError as err:
+        st.error(f"The folder could not be read: {err}.")
+        return None, None
+    show_summary(summary)
+    return root, summary
+
+
+def show_summary(s: dict) -> None:
+    split, dup = s["split"], s["near_duplicates"]
+    c = st.columns(4)
+    c[0].metric("Images", f"{s['n_images']:,}")
+    c[1].metric("Classes", len(s["classes"]), help=", ".join(s["classes"]))
+    c[2].metric("Images with a near-duplicate", f"{dup['images_in_those_groups']:,}",
+                help=f"Images whose perceptual hashes differ by at most {dup['max_hamming_bits']} of 64 bits.")
+    c[3].metric("Test images (deduplicated)", f"{split['test_dedup']:,}")
+    left, right = st.columns(2)
+    with left:
+        st.markdown("**Images per class**")
+        counts = pd.DataFrame({"class": [ui.class_label(c) for c in s["counts"]],
+                               "images": list(s["counts"].values())})
+        st.bar_chart(counts, x="class", y="images", horizontal=True, sort=False, height=80 + 36 * len(counts))
+    with right:
+        st.markdown("**Split used for training** (near-duplicate groups never straddle two parts)")
+        table = pd.DataFrame(s["split_per_class"]).rename(index=ui.class_label, columns={
+            "train": "training", "val": "validation", "test_dedup": "test", "official_test": "official Testing"})
+        table = table.loc[:, (table.sum(axis=0) > 0)]
+        table.loc["total"] = table.sum(axis=0)
+        st.dataframe(table, width="stretch")
+        sizes = s["image_sizes"]
+        if "width" in sizes:
+            w, h = sizes["width"], sizes["height"]
+            common = ", ".join(f"{k} ({n})" for k, n in sizes["most_common"][:3])
+            st.caption(f"Image sizes in a sample of {sizes['sampled']}: width {w['min']}-{w['max']} px, height "
+                       f"{h['min']}-{h['max']} px; most common {common}. Every image is cropped to the brain and "
+                       "resized to the chosen image size.")
+    if split.get("official_test"):
+        st.caption(f"The folder's own Testing split has {split['official_test']:,} images; "
+                   f"{split['official_test_with_near_duplicate_in_training']:,} of them have a near-duplicate in "
+                   "Training and are left out of the deduplicated test set.")
+    if dup["groups_with_2_or_more"]:
+        st.caption(f"{dup['groups_with_2_or_more']:,} groups of near-identical images found (largest: "
+                   f"{dup['largest_group']}); each group stays on one side of the split so that test scores are "
+                   "not inflated by near-copies of training images.")
+
+
+# --- settings and start ---------------------------------------------------------------------------
+
+def settings_section(root: Path | None) -> None:
+    st.header("2. Settings")
+    with st.form("train_settings", border=True):
+        c1, c2, c3 = st.columns(3)
+        arch = c1.selectbox("Architecture", list(ARCH_LABELS), format_func=ARCH_LABELS.get, key="train_arch")
+        img_size = c2.selectbox("Image size (pixels)", [32, 64, 96, 128, 160, 224], index=1, key="train_img")
+        epochs = c3.number_input("Epochs", min_value=1, max_value=200, value=3, key="train_epochs",
+                                 help="Passes over the training images; training stops early if validation "
+                                      "loss stops improving.")
+        batch = c1.selectbox("Batch size", [8, 16, 32, 64], index=2, key="train_batch")
+        lr = c2.selectbox("Learning rate", [3e-4, 1e-3, 2e-3, 5e-3], index=2, format_func=lambda v: f"{v:g}",
+                          key="train_lr")
+        max_images = c3.number_input("Max training images (0 = all)", min_value=0, max_value=100_000, value=600,
+                                     step=100, key="train_max",
+                                     help="A cap for quick demos; validation and test sets get a quarter each.")
+        augment = c1.toggle("Augmentation", value=True, key="train_aug",
+                            help="Random rotation, zoom, shift, contrast, noise and flips of training images.")
+        weights = c2.selectbox("Starting weights", ["none", "imagenet"], key="train_weights",
+                               format_func={"none": "none (random start)", "imagenet": "ImageNet"}.get,
+                               help="ImageNet weights apply to EfficientNet-B0 and VGG19 only.")
+        patience = c3.number_input("Early-stopping patience (epochs)", min_value=1, max_value=200, value=6,
+                                   key="train_patience",
+                                   help="Training ends early when the validation loss has not improved for this "
+                                        "many epochs; the best weights are kept.")
+        name = c1.text_input("Run name (optional)", key="train_name", max_chars=40)
+        st.caption("The defaults run through the whole pipeline in a minute or two on this server's CPU, but a "
+                   "model trained for 3 epochs on a few hundred images scores near chance; a useful one needs "
+                   "thousands of images and about 30 epochs (half an hour or more). ImageNet weights are downloaded "
+                   "by Keras on first use, which needs internet access; without it the run fails, so keep 'none' "
+                   "unless you know the server is online.")
+        submitted = st.form_submit_button("Start training", type="primary", disabled=root is None)
+    if not submitted or root is None:
+        return
+    config = {"data": str(root), "arch": arch, "img_size": int(img_size), "epochs": int(epochs),
+              "batch_size": int(batch), "learning_rate": float(lr), "augment": bool(augment),
+              "max_images": int(max_images), "weights": weights, "patience": int(patience),
+              "name": name.strip()}
+    try:
+        run_dir = runs.start_run(config)
+    except runs.RunBusyError as err:
+        st.warning(str(err))
+        return
+    except runs.RunError as err:
+        st.error(str(err))
+        return
+    st.session_state["train_selected"] = run_dir.name
+    st.success(f"Started run {run_dir.name}. Progress appears below; you may leave this page meanwhile.")
+
+
+# --- live progress --------------------------------------------------------------------------------
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    seconds = int(round(seconds))
+    return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
+
+
+@st.fragment(run_every=2)
+def progress_section() -> None:
+    st.header("3. Progress")
+    try:
+        _progress()
+    except Exception as err:  # noqa: BLE001 - fragment reruns bypass render()'s handler
+        st.error(f"The progress could not be read: {type(err).__name__}: {err}")
+
+
+def _progress() -> None:
+    flash = st.session_state.pop("train_flash", None)
+    if flash:
+        st.info(flash)
+    info = runs.active_run()
+    if info is None:
+        if st.session_state.pop("train_watching", None):
+            st.rerun()  # the run we watched has ended: refresh the results below
+        st.caption("No training run in progress. Start one above; its progress shows here.")
+        return
+    st.session_state["train_watching"] = info.name
+    p = info.progress
+    epochs = int(p.get("epochs") or info.config.get("epochs") or 1)
+    if p:
+        st.progress(min(1.0, p["epoch"] / epochs), text=f"Run {info.name}: epoch {p['epoch']} of {epochs}")
+        c = st.columns(5)
+        c[0].metric("Training loss", f"{p.get('loss', float('nan')):.3f}")
+        c[1].metric("Training accuracy", f"{p.get('accuracy', float('nan')):.1%}")
+        c[2].metric("Validation accuracy", f"{p.get('val_accuracy', float('nan')):.1%}")
+        c[3].metric("Elapsed", _duration(info.elapsed_s))
+        c[4].metric("Time left (estimate)", _duration(p.get("eta_s")))
+    else:
+        st.progress(0.0, text=f"Run {info.name}: preparing images (hashing, cropping, resizing); epoch 1 of "
+                              f"{epochs} starts next")
+        st.caption(f"Elapsed: {_duration(info.elapsed_s)}")
+    lines = [ln for ln in info.log_tail if TRAIN_LOG_LINE.match(ln)]
+    if lines:
+        st.code("\n".join(lines[-6:]), language=None, wrap_lines=True)
+    if st.button("Stop training", key="train_stop", help="Stops after the current batch; no model is saved."):
+        with st.spinner("Stopping..."):
+            final = runs.stop_run(info.path, timeout=20)
+        st.session_state["train_flash"] = f"Run {final.name} is {final.state}. {final.message}".strip()
+        st.session_state.pop("train_watching", None)
+        st.rerun()
+
+
+# --- results --------------------------------------------------------------------------------------
+
+def _fmt(v, pct: bool = False) -> str:
+    if v is None:
+        return "-"
+    return f"{v:.1%}" if pct else f"{v:.3f}"
+
+
+def show_metrics(info: runs.RunInfo) -> None:
+    splits = [k for k in SPLIT_LABELS if isinstance(info.metrics.get(k), dict)]
+    if not splits:
+        return
+    key = st.radio("Scores on", splits, format_func=SPLIT_LABELS.get, key=f"train_split_{info.name}")
+    m = info.metrics[key]
+    classes = [ui.class_label(c) for c in info.metrics.get("classes") or m["per_class"]]
+    tv = m.get("tumor_vs_notumor", {})
+    c = st.columns(4)
+    c[0].metric("Accuracy", _fmt(m["accuracy"], True), help=f"Share of the {m['n']} images classified correctly.")
+    c[1].metric("Tumor ROC AUC", _fmt(tv.get("roc_auc")), help="Tumor (any type) vs no tumor; 0.5 is chance, 1.0 "
+                "is perfect.")
+    c[2].metric("Sensitivity at 95% specificity", _fmt(tv.get("at_95_specificity", {}).get("sensitivity"), True),
+                help="Share of tumor images found when at most 5% of the no-tumor images are flagged.")
+    c[3].metric("Calibration error (ECE)", _fmt(m.get("ece")), help="After temperature scaling; 0 is perfect.")
+    if m["n"] < 30:
+        st.caption(f"Only {m['n']} images in this set: these scores can swing widely by chance.")
+    cols = st.columns(3)
+    cols[0].pyplot(figures.confusion_matrix(m["confusion_matrix"], classes), width="stretch")
+    if "roc_curve" in tv:
+        cols[1].pyplot(figures.roc_curve(tv["roc_curve"]["fpr"], tv["roc_curve"]["tpr"], tv.get("roc_auc"),
+                                         tv.get("at_95_specificity")), width="stretch")
+    if "calibration_curve" in m:
+        cols[2].pyplot(figures.calibration_curve(m["calibration_curve"]["confidence"],
+                                                 m["calibration_curve"]["accuracy"], m.get("ece")), width="stretch")
+    st.markdown("**Per class**")
+    table = pd.DataFrame(m["per_class"]).T.rename(index=ui.class_label).rename_axis("class")
+    table["support"] = table["support"].astype(int)
+    st.dataframe(table.style.format({"precision": "{:.3f}", "recall": "{:.3f}", "f1": "{:.3f}"}), width="stretch")
+    st.caption("Precision: of the images predicted as this class, the share that were. Recall: of the images of "
+               "this class, the share found. F1 combines both; support is the number of images.")
+
+
+def promote_box(info: runs.RunInfo) -> None:
+    with st.container(border=True):
+        st.markdown("**Use this model on the Scan page**")
+        confirm = st.checkbox(f"Replace the model in models/default with {info.name}; the Scan page uses it from "
+                              "then on.", key=f"train_confirm_{info.name}")
+        if st.button("Promote to models/", disabled=not confirm, key=f"train_promote_{info.name}"):
+            try:
+                dst = runs.promote(info.path)
+            except (runs.RunError, OSError) as err:
+                st.error(f"The model could not be promoted: {err}")
+                return
+            st.cache_resource.clear()
+            st.success(f"{info.name} is now the model in {dst.parent.name}/{dst.name}; the Scan page uses it.")
+
+
+def show_run(info: runs.RunInfo) -> None:
+    cfg = info.config
+    box = STATE_BOX.get(info.state, st.info)
+    text = {"finished": "finished", "running": "still training", "stopped": "stopped before the end",
+            "failed": "failed", "crashed": "ended unexpectedly"}.get(info.state, info.state)
+    box(f"Run {info.name} {text}" + (f": {info.message}" if info.message else "."))
+    if cfg:
+        st.caption(f"{ARCH_LABELS.get(cfg.get('arch'), cfg.get('arch'))}, {cfg.get('img_size')} px, "
+                   f"{len(info.history.get('loss', [])) or info.progress.get('epoch', 0)} of {cfg.get('epochs')} "
+                   f"epochs, batch {cfg.get('batch_size')}, learning rate {cfg.get('learning_rate')}, augmentation "
+                   f"{'on' if cfg.get('augment') else 'off'}; data `{_display_path(str(cfg.get('data')))}`; "
+                   f"took {_duration(info.elapsed_s)}.")
+    if info.history.get("loss"):
+        left, right = st.columns([3, 1])
+        left.pyplot(figures.training_curves(info.history), width="stretch")
+        right.caption("Training curves: the training loss should fall. When the validation loss rises while the "
+                      "training loss keeps falling, the model is memorising its training images (overfitting); "
+                      "training then stops early and keeps the best epoch.")
+    show_metrics(info)
+    if info.complete:
+        promote_box(info)
+    if info.log_tail:
+        with st.expander("Log (last lines)"):
+            st.code("\n".join(info.log_tail), language=None, wrap_lines=True)
+
+
+def _row(info: runs.RunInfo) -> dict[str, str]:
+    cfg, m = info.config, info.metrics
+    key = next((k for k in ("test_dedup", "val") if isinstance(m.get(k), dict)), None)
+    scores = m.get(key, {}) if key else {}
+    tv = scores.get("tumor_vs_notumor", {})
+    return {"state": info.state, "architecture": str(cfg.get("arch")), "image size": str(cfg.get("img_size")),
+            "epochs run": str(len(info.history.get("loss", []))), "max training images": str(cfg.get("max_images")),
+            "augmentation": "on" if cfg.get("augment") else "off",
+            "scored on": {"test_dedup": "test set (deduplicated)", "val": "validation set"}.get(key, "-"),
+            "accuracy": _fmt(scores.get("accuracy"), True), "tumor ROC AUC": _fmt(tv.get("roc_auc")),
+            "ECE": _fmt(scores.get("ece")), "training time": _duration(info.elapsed_s)}
+
+
+def _curves(pair: dict[str, runs.RunInfo], key: str) -> pd.DataFrame:
+    cols = {f"{letter} {kind}": pd.Series(r.history.get(prefix + key, []), dtype=float)
+            for letter, r in pair.items() for prefix, kind in (("", "training"), ("val_", "validation"))}
+    df = pd.DataFrame(cols)
+    df.index = df.index + 1
+    return df.rename_axis("epoch")
+
+
+def compare_section(all_runs: list[runs.RunInfo]) -> None:
+    st.subheader("Compare two runs")
+    done = [r for r in all_runs if r.history.get("loss")]
+    if len(done) < 2:
+        st.caption("Two runs with a finished training phase are needed for a comparison.")
+        return
+    by_name = {r.name: r for r in done}
+    picked = st.multiselect("Runs", list(by_name), default=list(by_name)[:2], max_selections=2,
+                            key="train_compare")
+    if len(picked) != 2:
+        st.caption("Pick two runs.")
+        return
+    pair = {"A": by_name[picked[0]], "B": by_name[picked[1]]}
+    st.table(pd.DataFrame({f"{letter}: {r.name}": _row(r) for letter, r in pair.items()}))
+    colors = ["#1f5fa8", "#9dbde6", "#d9822b", "#f2c79b"]  # A dark/light blue, B dark/light orange
+    left, right = st.columns(2)
+    left.markdown("**Loss per epoch** (lower is better)")
+    left.line_chart(_curves(pair, "loss"), color=colors, height=260)
+    right.markdown("**Accuracy per epoch** (higher is better)")
+    right.line_chart(_curves(pair, "accuracy"), color=colors, height=260)
+    cols = st.columns(4)
+    for k, (letter, r) in enumerate(pair.items()):
+        m = r.metrics.get("test_dedup") or r.metrics.get("val") or {}
+        tv = m.get("tumor_vs_notumor", {})
+        if "roc_curve" in tv:
+            cols[k].pyplot(figures.roc_curve(tv["roc_curve"]["fpr"], tv["roc_curve"]["tpr"], tv.get("roc_auc"),
+                                             tv.get("at_95_specificity"), title=f"ROC, run {letter}"), width="stretch")
+        if "calibration_curve" in m:
+            cols[k + 2].pyplot(figures.calibration_curve(m["calibration_curve"]["confidence"],
+                                                         m["calibration_curve"]["accuracy"], m.get("ece"),
+                                                         title=f"Calibration, run {letter}"), width="stretch")
+
+
+def results_section() -> None:
+    st.header("4. Results")
+    all_runs = runs.list_runs()
+    if not all_runs:
+        st.info("No runs yet. Start one above.")
+        return
+    names = [r.name for r in all_runs]
+    by_name = {r.name: r for r in all_runs}
+    wanted = st.session_state.get("train_selected")
+    index = names.index(wanted) if wanted in names else 0
+    labels = [by_name[n].label for n in names]
+    # The key follows the labels: a run that changes state gets a fresh picker (else it would show the old label).
+    chosen = st.selectbox("Run", names, index=index, format_func=lambda n: by_name[n].label,
+                          key=f"train_run_pick_{zlib.crc32(repr(labels).encode())}")
+    st.session_state["train_selected"] = chosen
+    show_run(by_name[chosen])
+    compare_section(all_runs)
+
+
+def render() -> None:
+    st.title("Train a model")
+    st.caption("Train a tumor classifier on a folder of labelled MRI slices. Training runs as a separate process on "
+               "the server, one run at a time; you can leave this page and come back.")
+    ui.disclaimer()
+    try:
+        root, _ = dataset_section()
+        settings_section(root)
+        progress_section()
+        st.divider()
+        results_section()
+    except Exception as err:  # noqa: BLE001 - a page shows a sentence, never a traceback
+        st.error(f"Something went wrong on this page: {type(err).__name__}: {err}")
+
+
+render()

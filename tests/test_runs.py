@@ -1,0 +1,278 @@
+"""brainscan.runs: starting, watching, stopping and promoting training runs (real subprocesses)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from brainscan import runs
+from brainscan.data import DatasetError
+
+TINY = {"img_size": 32, "batch_size": 8, "max_images": 0}
+
+
+@pytest.fixture(scope="module")
+def phantoms(tmp_path_factory) -> str:
+    from brainscan.synthetic import write_dataset
+
+    return str(write_dataset(tmp_path_factory.mktemp("phantoms"), per_class=8, size=32))
+
+
+@pytest.fixture
+def runs_dir(tmp_path: Path, monkeypatch) -> Iterator[Path]:
+    monkeypatch.setenv(runs.RUNS_ENV, str(tmp_path / "runs"))
+    monkeypatch.setenv(runs.MODELS_ENV, str(tmp_path / "models"))
+    yield tmp_path / "runs"
+    active = runs.active_run(tmp_path / "runs")
+    if active is not None:  # a failed test must not leave training running
+        runs.stop_run(active.path, timeout=5)
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory, phantoms) -> Path:
+    root = tmp_path_factory.mktemp("finished") / "runs"
+    run_dir = runs.start_run({"data": phantoms, "epochs": 1, "name": "done", **TINY}, runs_dir=root)
+    info = wait_for(run_dir, lambda i: not i.running)
+    assert info.state == "finished", info.log_tail
+    return run_dir
+
+
+def wait_for(run_dir: Path, cond: Callable[[runs.RunInfo], bool], timeout: float = 240) -> runs.RunInfo:
+    deadline = time.monotonic() + timeout
+    while True:
+        info = runs.run_info(run_dir)
+        if cond(info) or time.monotonic() > deadline:
+            return info
+        time.sleep(0.25)
+
+
+def fake_process(*, ignore_term: bool = False, tag: str = "brainscan") -> subprocess.Popen:
+    """A sleeping process whose command line mentions brainscan (what pid_alive looks for)."""
+    code = "import signal, time\n" + ("signal.signal(signal.SIGTERM, signal.SIG_IGN)\n" if ignore_term else "")
+    code += "time.sleep(120)"
+    return subprocess.Popen([sys.executable, "-c", code, tag], start_new_session=True)
+
+
+def fake_run(root: Path, name: str, pid: int | None, state: str = "running") -> Path:
+    run_dir = root / name
+    run_dir.mkdir(parents=True)
+    (run_dir / "status.json").write_text(json.dumps({"state": state, "pid": pid, "started": time.time()}))
+    (run_dir / "config.json").write_text(json.dumps({"data": "x", "epochs": 3}))
+    (run_dir / "log.txt").write_text("[10:00:00] epoch 1/3 loss=0.7\nsomething went wrong here\n")
+    return run_dir
+
+
+# --- fast: no training --------------------------------------------------------------------------
+
+def test_runs_dir_from_env(runs_dir: Path) -> None:
+    assert runs.get_runs_dir() == runs_dir
+    assert runs.get_runs_dir("/elsewhere") == Path("/elsewhere")
+    assert runs.list_runs() == [] and runs.active_run() is None
+
+
+def test_train_command_and_names(tmp_path: Path) -> None:
+    cmd = runs.train_command({"data": str(tmp_path), "arch": "compact", "epochs": 2, "img_size": 32,
+                              "learning_rate": 0.001, "augment": False, "max_images": 0, "name": ""}, tmp_path / "r")
+    assert cmd[:4] == [sys.executable, "-m", "brainscan", "train"]
+    assert cmd[cmd.index("--data") + 1] == str(tmp_path)
+    assert cmd[cmd.index("--epochs") + 1] == "2" and cmd[cmd.index("--lr") + 1] == "0.001"
+    assert "--no-augment" in cmd and "--name" not in cmd
+    from brainscan.train import TrainConfig
+
+    cmd = runs.train_command(runs._config_dict(TrainConfig(data=str(tmp_path), out="ignored", epochs=4)), tmp_path)
+    assert cmd[cmd.index("--epochs") + 1] == "4" and cmd[cmd.index("--out") + 1] == str(tmp_path)
+    assert runs.slugify("My run: v2 / test!") == "My-run-v2-test"
+    assert runs.resolve_data_path("../x") == (runs.REPO_ROOT / "../x").resolve()
+    with pytest.raises(runs.RunError, match="architecture"):
+        runs.start_run({"data": str(tmp_path), "arch": "resnet"}, runs_dir=tmp_path / "runs")
+    with pytest.raises(runs.RunError, match="dataset"):
+        runs.start_run({"data": ""}, runs_dir=tmp_path / "runs")
+
+
+def test_busy_with_a_run_started_elsewhere_then_crashed(runs_dir: Path, phantoms: str) -> None:
+    """A running run without .active.json (e.g. started from a shell) blocks; when it dies it is 'crashed'."""
+    proc = fake_process()
+    try:
+        run_dir = fake_run(runs_dir, "20250101-000000-shell", proc.pid)
+        assert runs.active_run().name == run_dir.name
+        with pytest.raises(runs.RunBusyError, match="20250101-000000-shell is still training"):
+            runs.start_run({"data": phantoms, **TINY})
+    finally:
+        proc.kill()
+        proc.wait()
+    info = runs.run_info(run_dir)
+    assert info.state == "crashed"
+    assert "something went wrong here" in info.message
+    assert json.loads((run_dir / "status.json").read_text())["state"] == "crashed"  # written back
+    assert runs.active_run() is None
+
+
+def test_reused_pid_is_not_a_live_run(runs_dir: Path) -> None:
+    proc = subprocess.Popen(["sleep", "60"])
+    try:
+        run_dir = fake_run(runs_dir, "r", proc.pid)
+        assert runs.run_info(run_dir).state == "crashed"  # pid alive, but not a brainscan process
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_stop_escalates_to_sigkill_and_cleans_partial_model(runs_dir: Path) -> None:
+    proc = fake_process(ignore_term=True)
+    try:
+        run_dir = fake_run(runs_dir, "stubborn", proc.pid)
+        (run_dir / "model.keras").write_bytes(b"half")
+        (run_dir / ".model-new").mkdir()
+        time.sleep(0.3)  # let the child install its SIG_IGN
+        t0 = time.monotonic()
+        info = runs.stop_run(run_dir, timeout=0.5)
+        assert time.monotonic() - t0 < 8
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert info.state == "stopped" and "no model" in info.message
+    assert not (run_dir / "model.keras").exists() and not (run_dir / ".model-new").exists()
+    assert not (run_dir / "card.json").exists()
+
+
+def test_list_runs_newest_first_skips_uploads(runs_dir: Path) -> None:
+    fake_run(runs_dir, "a", None, state="failed")
+    time.sleep(0.01)
+    fake_run(runs_dir, "b", None, state="stopped")
+    (runs_dir / "uploads" / "x").mkdir(parents=True)
+    assert [r.name for r in runs.list_runs()] == ["b", "a"]
+    assert runs.list_runs()[0].label == "b (stopped)"
+
+
+def test_promote_refuses_unfinished(runs_dir: Path, tmp_path: Path) -> None:
+    run_dir = fake_run(runs_dir, "halfway", None, state="stopped")
+    with pytest.raises(runs.RunError, match="only a finished run"):
+        runs.promote(run_dir)
+    assert not (tmp_path / "models" / "default").exists()
+
+
+def test_dataset_summary(phantoms: str, tmp_path: Path) -> None:
+    s = runs.dataset_summary(phantoms)
+    assert s["counts"] == {"notumor": 8, "tumor": 8} and s["n_images"] == 16
+    assert s["split"]["train"] + s["split"]["val"] + s["split"]["test_dedup"] == 16
+    assert sum(s["split_per_class"]["val"].values()) == s["split"]["val"]
+    assert s["image_sizes"]["width"] == {"min": 32, "median": 32, "max": 32}
+    assert s["near_duplicates"]["max_hamming_bits"] > 0
+    (tmp_path / "empty" / "stuff").mkdir(parents=True)
+    with pytest.raises(DatasetError, match="No class folders"):
+        runs.dataset_summary(tmp_path / "empty")
+
+
+def test_find_datasets(phantoms: str, tmp_path: Path) -> None:
+    assert runs.find_datasets([Path(phantoms).parent]) == [Path(phantoms)]
+    assert runs.find_datasets([tmp_path / "missing"]) == []
+
+
+# --- slow: real training subprocesses -----------------------------------------------------------
+
+@pytest.mark.slow
+def test_start_progress_finish_and_busy(runs_dir: Path, phantoms: str) -> None:
+    run_dir = runs.start_run({"data": phantoms, "epochs": 2, "name": "two epochs", **TINY})
+    assert run_dir.parent == runs_dir and run_dir.name.endswith("-two-epochs")
+    assert (run_dir / "status.json").is_file() and (run_dir / "log.txt").is_file()
+    assert runs.active_run().path == run_dir
+    with pytest.raises(runs.RunBusyError, match="still training"):
+        runs.start_run({"data": phantoms, "epochs": 1, **TINY})
+    seen = wait_for(run_dir, lambda i: bool(i.progress) or not i.running)
+    assert seen.progress.get("epochs") == 2
+    info = wait_for(run_dir, lambda i: not i.running)
+    assert info.state == "finished", info.log_tail
+    assert info.complete and info.card["classes"] == ["notumor", "tumor"]
+    assert info.metrics["val"]["n"] >= 2 and len(info.history["loss"]) == 2
+    assert info.progress["epoch"] == 2 and any("Finished" in ln for ln in info.log_tail)
+    assert runs.active_run() is None
+    assert [r.name for r in runs.list_runs()] == [run_dir.name]
+
+
+@pytest.mark.slow
+def test_stop_during_training(runs_dir: Path, phantoms: str) -> None:
+    run_dir = runs.start_run({"data": phantoms, "epochs": 200, "patience": 500, **TINY})
+    info = wait_for(run_dir, lambda i: i.progress.get("epoch", 0) >= 1 or not i.running)
+    assert info.running, info.log_tail
+    pid = info.status["pid"]
+    info = runs.stop_run(run_dir, timeout=60)
+    assert info.state == "stopped", info.log_tail
+    assert not runs.pid_alive(pid)
+    for name in ("card.json", "model.keras", "ood.npz", ".model-new"):
+        assert not (run_dir / name).exists(), name
+    assert runs.active_run() is None
+    assert not (runs_dir / runs.ACTIVE_FILE).exists()
+
+
+@pytest.mark.slow
+def test_failed_run_reports_the_reason(runs_dir: Path, tmp_path: Path) -> None:
+    (tmp_path / "not-a-dataset" / "photos").mkdir(parents=True)
+    run_dir = runs.start_run({"data": str(tmp_path / "not-a-dataset"), "epochs": 1, **TINY})
+    info = wait_for(run_dir, lambda i: not i.running)
+    assert info.state == "failed"
+    assert "No class folders found" in info.message
+
+
+@pytest.mark.slow
+def test_killed_process_is_crashed(runs_dir: Path, phantoms: str) -> None:
+    run_dir = runs.start_run({"data": phantoms, "epochs": 200, "patience": 500, **TINY})
+    info = wait_for(run_dir, lambda i: any("Dataset" in ln for ln in i.log_tail) or not i.running)
+    assert info.running
+    os.killpg(info.status["pid"], signal.SIGKILL)
+    info = wait_for(run_dir, lambda i: not i.running, timeout=20)
+    assert info.state == "crashed"
+    assert "SIGKILL" in info.message and "last log line" in info.message
+    assert not (run_dir / "card.json").exists()
+    # the next run may start
+    assert runs.active_run() is None
+
+
+@pytest.mark.slow
+def test_promote_copies_and_replaces_atomically(finished_run: Path, tmp_path: Path, monkeypatch) -> None:
+    models = tmp_path / "models"
+    dst = runs.promote(finished_run, models_dir=models)
+    assert dst == models / "default"
+    for name in ("model.keras", "card.json", "ood.npz", "metrics.json", "history.json", "split.json"):
+        assert (dst / name).is_file(), name
+    assert json.loads((dst / "promoted.json").read_text())["run"] == str(finished_run.resolve())
+
+    (dst / "stale.txt").write_text("from the old model")
+    runs.promote(finished_run, models_dir=models)
+    assert not (dst / "stale.txt").exists() and (dst / "card.json").is_file()
+    assert sorted(p.name for p in models.iterdir()) == ["default"]  # no temporary or old folders left
+
+    # A failure half-way leaves the previous model untouched.
+    (dst / "marker.txt").write_text("previous")
+    real_copy = runs.shutil.copy2
+
+    def flaky(src, target, *a, **k):
+        if Path(src).name == "ood.npz":
+            raise OSError("disk full")
+        return real_copy(src, target, *a, **k)
+
+    monkeypatch.setattr(runs.shutil, "copy2", flaky)
+    with pytest.raises(OSError, match="disk full"):
+        runs.promote(finished_run, models_dir=models)
+    assert (dst / "marker.txt").read_text() == "previous"
+    assert sorted(p.name for p in models.iterdir()) == ["default"]
+
+    with pytest.raises(runs.RunError, match="folder name"):
+        runs.promote(finished_run, models_dir=models, name="../evil")
+
+
+@pytest.mark.slow
+def test_promoted_model_loads(finished_run: Path, tmp_path: Path) -> None:
+    from brainscan.model import load_model
+
+    dst = runs.promote(finished_run, models_dir=tmp_path / "models", name="demo")
+    model = load_model(dst)
+    assert model.classes == ["notumor", "tumor"] and model.size == 32
