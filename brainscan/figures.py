@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 _BLUE, _ORANGE, _GREY = "#1f5fa8", "#d9822b", "#888888"
 
@@ -96,5 +97,10 @@ def training_curves(history: Mapping[str, Sequence[float]]) -> Figure:
         ax.set_title(name, fontsize=10)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-        ax.xaxis.get_major_locator().set_params(integer=True)
+        n = max((len(history.get(k) or []) for k in ("loss", "accuracy", "val_loss", "val_accuracy")), default=0)
+        if 0 < n <= 12:
+            ax.set_xticks(range(1, n + 1))
+            ax.set_xlim(0.5, n + 0.5)
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     return fig

@@ -210,6 +210,13 @@ def uncertainty_sentence(probabilities: Mapping[str, float]) -> str | None:
     return f"The model is unsure ({pct(top_p)}). Treat this answer as a guess."
 
 
+def join_words(words: list[str]) -> str:
+    """["a", "b", "c"] -> "a, b and c"."""
+    if len(words) < 2:
+        return "".join(words)
+    return ", ".join(words[:-1]) + " and " + words[-1]
+
+
 def tumor_classes(classes: list[str]) -> list[str]:
     return [c for c in classes if c != "notumor"]
 
@@ -289,6 +296,17 @@ def sample_files() -> list[Path]:
 
 # --- shared page pieces ------------------------------------------------------------------------
 
+def ensure_navigation() -> None:
+    """Call first on every page. On a cold server, Streamlit's legacy "pages/ folder" mode runs a deep-linked page
+    (e.g. /scan) on its own, without streamlit_app.py and its st.navigation; switch that mode off and rerun, so the
+    page runs through the app's navigation (same URL path, hence the same page) with its layout and menu."""
+    from streamlit.runtime.pages_manager import PagesManager  # no public API for this
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
 def disclaimer() -> None:
     st.caption(f":material/info: {DISCLAIMER}")
 
@@ -303,6 +321,7 @@ def probability_chart(probabilities: Mapping[str, float]) -> Any:
         "Class": [class_label(c) for c in probabilities],
         "Probability (%)": [round(100 * float(p), 1) for p in probabilities.values()],
         "Answer": ["Most likely" if c == top else "Other" for c in probabilities],
+        "Label": [pct(float(p)) for p in probabilities.values()],
     })
     base = alt.Chart(df).encode(
         y=alt.Y("Class:N", sort=None, title=None, axis=alt.Axis(labelFontSize=13, labelLimit=200)),
@@ -313,5 +332,5 @@ def probability_chart(probabilities: Mapping[str, float]) -> Any:
                         legend=None),
         tooltip=["Class", "Probability (%)"],
     )
-    text = base.mark_text(align="left", dx=4, fontSize=13).encode(text=alt.Text("Probability (%):Q", format=".0f"))
+    text = base.mark_text(align="left", dx=4, fontSize=13).encode(text="Label:N")
     return (bars + text).properties(height=36 * len(df) + 30)

@@ -1,0 +1,160 @@
+"""Model and metrics: the model card and the evaluation figures saved with the model in use.
+
+Reads card.json, metrics.json and history.json from the model folder; never imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from brainscan import figures, ui
+
+SPLITS = {
+    "test_dedup": ("Test, deduplicated",
+                   "Held-out test images with no near-duplicate in the training data: the fairest estimate."),
+    "official_test": ("Official test folder",
+                      "The data set's own Testing folder. Many of its images have near-duplicates in the training "
+                      "data, so these figures are optimistic."),
+    "val": ("Validation",
+            "Images used to choose the training epoch and to fit the calibration; slightly optimistic."),
+}
+
+
+def _kv_table(rows: dict[str, object]) -> None:
+    df = pd.DataFrame([{"Item": k, "Value": "n/a" if v is None else str(v)} for k, v in rows.items()])
+    st.table(df, hide_index=True, hide_header=True)
+
+
+def model_card(card: dict, path: Path) -> None:
+    st.subheader("Model card")
+    data = card.get("training_data") or {}
+    split = card.get("split") or {}
+    training = card.get("training") or {}
+    calib = card.get("calibration") or {}
+    size = card.get("input_size")
+    left, right = st.columns(2, gap="large")
+    with left:
+        st.markdown("**The model**")
+        _kv_table({
+            "Name": card.get("name", path.name),
+            "Architecture": card.get("architecture"),
+            "Classes": ", ".join(ui.class_label(c) for c in card.get("classes", [])),
+            "Input": f"{size}x{size} pixels, grayscale" if size else None,
+            "Parameters": ui.fmt_number(card.get("parameters"), "int"),
+            "Preprocessing": card.get("preprocessing"),
+            "Calibration": (f"{calib.get('method', 'temperature scaling')}; temperature "
+                            f"{ui.fmt_number(calib.get('temperature'))}, ECE "
+                            f"{ui.fmt_number(calib.get('ece_before'))} before, "
+                            f"{ui.fmt_number(calib.get('ece_after'))} after") if calib else None,
+        })
+    with right:
+        st.markdown("**How it was trained**")
+        counts = data.get("counts") or {}
+        _kv_table({
+            "Training data": f"{Path(str(data.get('folder', ''))).name or 'n/a'}: "
+                             f"{ui.fmt_number(data.get('images'), 'int')} images",
+            "Images per class": ", ".join(f"{ui.class_label(k)} {ui.fmt_number(v, 'int')}"
+                                          for k, v in counts.items()) or None,
+            "Split": " / ".join(f"{k.replace('_', ' ')} {ui.fmt_number(split[k], 'int')}"
+                                for k in ("train", "val", "test_dedup", "official_test") if k in split) or None,
+            "How the split was made": split.get("method"),
+            "Epochs": f"{training.get('epochs_run', 'n/a')} of at most {training.get('epochs_max', 'n/a')}",
+            "Batch size, learning rate": f"{training.get('batch_size', 'n/a')}, {training.get('learning_rate', 'n/a')}",
+            "Augmentation": {True: "yes", False: "no"}.get(
+                training.get("augmentation"), "n/a"),
+            "Start weights": ("none (trained from scratch)" if training.get("weights") in (None, "none")
+                              else training.get("weights")),
+            "Training time": (f"{ui.fmt_number(training.get('seconds'), 'int')} s on {training.get('machine', 'n/a')}"
+                              if training.get("seconds") is not None else None),
+        })
+    scores = card.get("scores") or {}
+    if scores:
+        st.markdown("**Scores per data split**")
+        rows = [{"Split": SPLITS.get(k, (k,))[0], "Images": ui.fmt_number(s.get("n"), "int"),
+                 "Accuracy": ui.fmt_number(s.get("accuracy"), "pct"),
+                 "Tumor ROC AUC": ui.fmt_number(s.get("tumor_roc_auc")),
+                 "Sensitivity at 95% specificity": ui.fmt_number(s.get("sensitivity_at_95_specificity"), "pct"),
+                 "Calibration error (ECE)": ui.fmt_number(s.get("ece"))}
+                for k, s in sorted(scores.items(), key=lambda kv: list(SPLITS).index(kv[0]) if kv[0] in SPLITS else 9)]
+        st.dataframe(pd.DataFrame(rows), hide_index=True)
+    external = card.get("external")
+    if isinstance(external, dict) and external:
+        st.markdown("**On data from other sources** (never seen in training)")
+        rows = [{"Data set": k.replace("_", " "),
+                 **{name.replace("_", " "): ui.fmt_number(v) if isinstance(v, float) else v
+                    for name, v in (m.items() if isinstance(m, dict) else [])}} for k, m in external.items()]
+        st.dataframe(pd.DataFrame(rows), hide_index=True)
+
+
+def split_figures(metrics: dict, classes: list[str]) -> None:
+    available = [k for k in SPLITS if isinstance(metrics.get(k), dict)]
+    if not available:
+        st.info("metrics.json has no evaluated splits.")
+        return
+    split = st.segmented_control("Data used for the figures", available, default=available[0], required=True,
+                                 format_func=lambda k: SPLITS[k][0], key="metrics_split") or available[0]
+    st.caption(SPLITS[split][1])
+    m = metrics[split]
+    binary = m.get("tumor_vs_notumor") or {}
+    at95 = binary.get("at_95_specificity") or {}
+    cols = st.columns(4)
+    cols[0].metric("Images", ui.fmt_number(m.get("n"), "int"), border=True)
+    cols[1].metric("Accuracy", ui.fmt_number(m.get("accuracy"), "pct"), border=True)
+    cols[2].metric("Tumor ROC AUC", ui.fmt_number(binary.get("roc_auc")), border=True)
+    cols[3].metric("Calibration error (ECE)", ui.fmt_number(m.get("ece")), border=True)
+    labels = [ui.class_label(c) for c in classes]
+    left, right = st.columns(2, gap="large")
+    with left:
+        if m.get("confusion_matrix"):
+            st.pyplot(figures.confusion_matrix(m["confusion_matrix"], labels), width="stretch")
+        per_class = m.get("per_class") or {}
+        if per_class:
+            st.dataframe(pd.DataFrame([
+                {"Class": ui.class_label(c), "Precision": ui.fmt_number(v.get("precision")),
+                 "Recall (sensitivity)": ui.fmt_number(v.get("recall")), "F1": ui.fmt_number(v.get("f1")),
+                 "Images": ui.fmt_number(v.get("support"), "int")} for c, v in per_class.items()]), hide_index=True)
+    with right:
+        roc = binary.get("roc_curve") or {}
+        if roc.get("fpr"):
+            st.pyplot(figures.roc_curve(roc["fpr"], roc["tpr"], binary.get("roc_auc"), at95), width="stretch")
+        else:
+            st.info("No ROC curve was saved for this split.")
+        curve = m.get("calibration_curve") or {}
+        if curve.get("confidence"):
+            st.pyplot(figures.calibration_curve(curve["confidence"], curve["accuracy"], m.get("ece")),
+                      width="stretch")
+        else:
+            st.info("No calibration curve was saved for this split.")
+
+
+def main() -> None:
+    ui.ensure_navigation()
+    st.title("Model and metrics")
+    ui.disclaimer()
+    files = ui.model_files()
+    if files is None:
+        st.warning(ui.NO_MODEL)
+        return
+    card = files.card or {}
+    if files.card is None:
+        st.info(f"The model folder {files.path.name} has no readable card.json.")
+    else:
+        model_card(card, files.path)
+    st.subheader("How the model did on images it was not trained on")
+    if files.metrics is None:
+        st.info("This model folder has no metrics.json, so the confusion matrix, ROC and calibration curves "
+                "cannot be shown.")
+    else:
+        split_figures(files.metrics, list(card.get("classes") or files.metrics.get("classes") or []))
+    st.subheader("Training curves")
+    if files.history and any(files.history.get(k) for k in ("loss", "accuracy")):
+        st.pyplot(figures.training_curves(files.history), width=900)
+        st.caption("A validation loss that rises while the training loss keeps falling is a sign of overfitting.")
+    else:
+        st.info("This model folder has no history.json, so the training curves cannot be shown.")
+
+
+main()

@@ -1,0 +1,338 @@
+"""Scan check: upload brain MRI slices (images or DICOM) and see the model's answer with a heatmap.
+
+Uploads stay in memory (Streamlit keeps them in RAM; nothing is written to disk). Every file that cannot be
+used gets one plain sentence via st.error; unexpected failures are logged by exception type only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+from collections import OrderedDict
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from brainscan import ui
+from brainscan.errors import ModelError
+from brainscan.explain_methods import CAM_LABELS, CAM_METHODS
+from brainscan.io import ScanError, load_scan, to_uint8
+from brainscan.overlay import COLORMAPS, gradcam_overlay
+
+log = logging.getLogger("brainscan.app")
+
+KEEP_RESULTS = 3  # full results (pixels, heatmaps) kept per session for quick re-display
+DISPLAY_SIDE = 768  # longest side of the images sent to the browser
+STEP_SIDE = 256
+CAM_HELP = ("Grad-CAM: fast and coarse. Grad-CAM++: can show several regions. "
+            "Score-CAM: does not use gradients; slower (about a second).")
+
+
+@dataclass(frozen=True)
+class Upload:
+    name: str
+    data: bytes
+    digest: str
+
+
+@dataclass
+class Summary:
+    """One row of the results table (small: no pixels except a thumbnail)."""
+
+    upload: Upload
+    error: str | None = None
+    probabilities: dict[str, float] | None = None
+    tumor_probability: float | None = None
+    ood_score: float | None = None
+    out_of_distribution: bool = False
+    n_frames: int = 1
+    frame: int = 0
+    kind: str = ""
+    thumbnail: str | None = None
+
+    @property
+    def label(self) -> str | None:
+        return max(self.probabilities, key=self.probabilities.get) if self.probabilities else None
+
+
+# --- choosing files --------------------------------------------------------------------------------
+
+def _clear_sample() -> None:
+    st.session_state["sample"] = None
+
+
+def choose_files() -> list[Upload]:
+    uploaded = st.file_uploader(
+        "Upload brain MRI slices: PNG, JPEG, TIFF, BMP or DICOM (also DICOM files without an extension)",
+        type=None, accept_multiple_files=True, key="uploads", on_change=_clear_sample,
+        help="Several files at once give a results table. Files stay in memory for this session only.")
+    files = [Upload(f.name, f.getvalue(), hashlib.blake2b(f.getvalue(), digest_size=16).hexdigest())
+             for f in uploaded or []]
+    samples = {p.name: p for p in ui.sample_files()}
+    if samples:
+        picked = st.pills("Or try a sample image (one click):", list(samples), key="sample")
+        if picked in samples:
+            data = samples[picked].read_bytes()
+            files.append(Upload(picked, data, hashlib.blake2b(data, digest_size=16).hexdigest()))
+    return files
+
+
+# --- running the model (cached per session) --------------------------------------------------------
+
+class ModelAccess:
+    """Loads the shared model only when the first readable file needs it."""
+
+    def __init__(self, holder: ui.ModelHolder):
+        self.holder = holder
+        self._model: Any = None
+
+    def model(self) -> Any:
+        if self._model is None:
+            with st.spinner("Loading the model (only the first time after the server starts)..."):
+                self._model = self.holder.get(timeout=600)
+        return self._model
+
+    def check(self, scan: Any, cam_method: str | None) -> Any:
+        return ui.check(self.holder, self.model(), scan, cam_method)
+
+
+def _unexpected(name: str, err: BaseException) -> str:
+    log.error("Unexpected %s while checking an uploaded file", type(err).__name__)
+    return f"{name or 'This file'} could not be checked because of an unexpected problem; please try another file."
+
+
+def summarise(access: ModelAccess, upload: Upload) -> Summary:
+    cache: dict[str, Summary] = st.session_state.setdefault("_summaries", {})
+    if upload.digest in cache:
+        return replace(cache[upload.digest], upload=upload)
+    summary = Summary(upload)
+    try:
+        scan = load_scan(upload.data, upload.name)
+        summary.n_frames, summary.frame, summary.kind = scan.n_frames, scan.frame, scan.kind
+        summary.thumbnail = ui.thumbnail_url(scan.pixels)
+        p = access.check(scan, None).prediction
+        summary.probabilities = dict(p.probabilities)
+        summary.tumor_probability = p.tumor_probability
+        summary.ood_score, summary.out_of_distribution = p.ood_score, p.out_of_distribution
+    except ScanError as err:
+        summary.error = str(err)
+    except ModelError:
+        raise
+    except Exception as err:  # noqa: BLE001 - never a traceback for the user
+        summary.error = _unexpected(upload.name, err)
+    cache[upload.digest] = replace(summary, upload=replace(upload, data=b""))  # the bytes stay with the uploader
+    return summary
+
+
+def full_result(access: ModelAccess, upload: Upload, frame: int | None, method: str) -> Any:
+    results: OrderedDict = st.session_state.setdefault("_results", OrderedDict())
+    key = (upload.digest, frame, method)
+    if key in results:
+        results.move_to_end(key)
+        return results[key]
+    result = access.check(load_scan(upload.data, upload.name, frame), method)
+    results[key] = result
+    while len(results) > KEEP_RESULTS:
+        results.popitem(last=False)
+    return result
+
+
+# --- showing results -------------------------------------------------------------------------------
+
+def show_error(summary: Summary) -> None:
+    msg = summary.error or ""
+    name = summary.upload.name
+    st.error(msg if not name or name in msg else f"{name}: {msg}", icon=":material/error:")
+
+
+def results_table(summaries: list[Summary]) -> None:
+    rows = []
+    for s in summaries:
+        label = s.label
+        rows.append({
+            "Preview": s.thumbnail or "",
+            "File": s.upload.name,
+            "Most likely": ui.class_label(label) if label else "not checked",
+            "Probability of the most likely class (%)": round(100 * s.probabilities[label], 1) if label else None,
+            "Probability of any tumor (%)": (round(100 * s.tumor_probability, 1) if s.tumor_probability is not None
+                                             and math.isfinite(s.tumor_probability) else None),
+            "Unfamiliar image": ("YES: do not trust" if s.out_of_distribution else "no") if label else "",
+            "Problem": s.error or "",
+        })
+    df = pd.DataFrame(rows)
+    st.subheader(f"Results for {len(summaries)} files")
+    st.caption("Click a column header to sort. Percentages are calibrated probabilities.")
+    st.dataframe(df, hide_index=True, key="results_table", row_height=56, column_config={
+        "Preview": st.column_config.ImageColumn("Preview", width="small"),
+        "File": st.column_config.TextColumn("File", width="medium"),
+        "Probability of the most likely class (%)": st.column_config.ProgressColumn(
+            "Probability of the most likely class", min_value=0, max_value=100, format="%.0f%%"),
+        "Probability of any tumor (%)": st.column_config.ProgressColumn(
+            "Probability of any tumor", min_value=0, max_value=100, format="%.0f%%"),
+        "Problem": st.column_config.TextColumn("Problem", width="large"),
+    })
+    st.download_button("Download the table (CSV)", df.drop(columns=["Preview"]).to_csv(index=False),
+                       file_name="brainscan_results.csv", mime="text/csv", icon=":material/download:",
+                       on_click="ignore")
+
+
+def answer_panel(result: Any) -> None:
+    p = result.prediction
+    with st.container(border=True):
+        st.markdown(f"#### {ui.answer_sentence(p.probabilities)}")
+        unsure = ui.uncertainty_sentence(p.probabilities)
+        if unsure:
+            st.warning(unsure, icon=":material/help:")
+        cols = st.columns(2)
+        cols[0].metric("Most likely class", ui.class_label(p.label), border=True,
+                       help=f"Calibrated probability {ui.pct(p.probabilities[p.label])}.")
+        if "notumor" in p.probabilities:
+            tumors = ui.join_words([ui.class_label(c) for c in ui.tumor_classes(list(p.probabilities))])
+            cols[1].metric("Probability of any tumor", ui.pct(p.tumor_probability), border=True,
+                           help="1 minus the probability of no tumor.")
+            st.caption(f"“Any tumor” is {tumors} added together.")
+        st.altair_chart(ui.probability_chart(p.probabilities), width="stretch")
+        if p.ood_score is None:
+            st.caption("This model has no familiarity check, so unusual images are not flagged.")
+        else:
+            share = "all" if p.ood_score >= 0.995 else ui.pct(p.ood_score)
+            st.caption(f"Familiarity check: this image is more unusual than {share} of the validation scans "
+                       "(flagged as unfamiliar above 99%).")
+        st.caption("Probabilities are calibrated on validation data: see Model and metrics for how reliable "
+                   "they are. Not a medical device.")
+
+
+def image_controls() -> tuple[str, float, str]:
+    cols = st.columns([5, 3, 2])
+    method = cols[0].segmented_control("Heatmap method", list(CAM_METHODS), default=CAM_METHODS[0],
+                                       format_func=CAM_LABELS.get, required=True, key="cam_method", help=CAM_HELP)
+    opacity = cols[1].slider("Heatmap opacity", 0, 100, 40, 5, format="%d%%", key="opacity",
+                             help="0% shows only the scan; 100% shows the heatmap colours at full strength.")
+    colormap = cols[2].selectbox("Colour map", list(COLORMAPS), key="colormap",
+                                 help="Colours from cold (little influence) to hot (most influence).")
+    return method or CAM_METHODS[0], opacity / 100.0, str(colormap)
+
+
+def images(result: Any, method: str, opacity: float, colormap: str, model_name: str) -> None:
+    scan, hm = result.scan, result.heatmap
+    overlay = gradcam_overlay(scan.pixels, hm.original, opacity, colormap)
+    left, right = st.columns(2)
+    left.image(ui.shrink(to_uint8(scan.pixels), DISPLAY_SIDE), caption="Original scan", width="stretch",
+               output_format="PNG", alt="Original scan")
+    right.image(ui.shrink(overlay, DISPLAY_SIDE), width="stretch", output_format="PNG",
+                alt="Heatmap overlay on the scan",
+                caption=f"Heatmap: {CAM_LABELS[hm.method]}, opacity {opacity:.0%}, {colormap} colours")
+    label = ui.class_label(result.prediction.label)
+    if float(hm.original.max()) <= 0:
+        st.info(f"The heatmap is empty: no region pushed the model towards “{label}”, so nothing is highlighted.")
+    else:
+        st.caption(f"Warm colours mark the regions that pushed the model most towards “{label}”. "
+                   "A heatmap is not a tumor outline and can highlight the wrong place.")
+    stem = Path(scan.name or "scan").stem
+    d1, d2 = st.columns(2)
+    d1.download_button("Download the overlay (PNG)", ui.png_bytes(overlay), key="dl_overlay",
+                       file_name=f"{stem}_{hm.method.replace('+', 'p')}.png", mime="image/png",
+                       icon=":material/download:", on_click="ignore")
+    payload = {**result.as_dict(), "model": model_name, "disclaimer": ui.DISCLAIMER.replace("**", "")}
+    d2.download_button("Download the result (JSON)", json.dumps(payload, indent=2), key="dl_json",
+                       file_name=f"{stem}_result.json", mime="application/json", icon=":material/download:",
+                       on_click="ignore")
+
+
+def scan_details(result: Any) -> None:
+    notes = list(result.scan.notes) + list(result.prepared.notes)
+    if notes:
+        st.info("**About this image:**\n" + "\n".join(f"- {n}" for n in notes), icon=":material/info:")
+    label = "DICOM information (identifying fields are never read)" if result.scan.kind == "dicom" \
+        else "Image information"
+    with st.expander(label, expanded=result.scan.kind == "dicom"):
+        st.table(pd.DataFrame(ui.metadata_rows(result.scan.metadata)), hide_index=True)
+    steps = result.prepared.steps
+    if not steps:
+        return
+    st.subheader("How the image was prepared for the model")
+    cols = st.columns(len(steps))
+    for col, (caption, img) in zip(cols, steps, strict=True):
+        col.image(ui.shrink(img, STEP_SIDE), caption=caption, width="stretch")
+
+
+def details(access: ModelAccess, summary: Summary) -> None:
+    upload = summary.upload
+    st.subheader(f"Result for {upload.name}")
+    frame = None
+    if summary.n_frames > 1:
+        frame = st.slider(f"Slice (frame) of this {summary.n_frames}-frame file", 0, summary.n_frames - 1,
+                          summary.frame, key=f"frame-{upload.digest}", width=640,
+                          help="Frames are numbered from 0; the middle one is shown first.")
+    banner = st.container()
+    left, right = st.columns([5, 7], gap="large")
+    with right:
+        method, opacity, colormap = image_controls()
+    try:
+        with st.spinner(f"Checking {upload.name} ({CAM_LABELS[method]})..."):
+            result = full_result(access, upload, frame, method)
+    except ScanError as err:
+        st.error(str(err), icon=":material/error:")
+        return
+    if result.prediction.out_of_distribution:
+        banner.error(f"**{ui.OOD_WARNING}** The answer and the heatmap below are shown for teaching only.",
+                     icon=":material/report:")
+    with left:
+        answer_panel(result)
+    with right:
+        images(result, method, opacity, colormap, str(access.model().name))
+    scan_details(result)
+
+
+def main() -> None:
+    ui.ensure_navigation()
+    st.title("Scan check")
+    ui.disclaimer()
+    files = choose_files()
+    if not files:
+        st.info("Upload one or more brain MRI slices above to get the model's answer, its uncertainty and a "
+                "heatmap. DICOM files (with or without the .dcm extension) and ordinary images both work.",
+                icon=":material/upload_file:")
+        return
+    holder = ui.model_holder()
+    if holder is None:
+        st.error(ui.NO_MODEL)
+        return
+    access = ModelAccess(holder)
+    try:
+        summaries = [summarise(access, f) for f in files]
+    except ModelError as err:
+        st.error(str(err))
+        return
+    current = {f.digest for f in files}
+    cache = st.session_state.get("_summaries", {})
+    for digest in [d for d in cache if d not in current]:  # forget files that were removed
+        del cache[digest]
+    for s in summaries:
+        if s.error:
+            show_error(s)
+    if len(summaries) > 1:
+        results_table(summaries)
+    good = [s for s in summaries if not s.error]
+    if not good:
+        return
+    chosen = good[0]
+    if len(good) > 1:
+        st.divider()
+        names = [f"{i + 1}. {s.upload.name}" for i, s in enumerate(good)]
+        pick = st.selectbox("Show the details of", names, key="detail_file")
+        chosen = good[names.index(pick)] if pick in names else good[0]
+    try:
+        details(access, chosen)
+    except ModelError as err:
+        st.error(str(err))
+    except Exception as err:  # noqa: BLE001 - never a traceback for the user
+        st.error(_unexpected(chosen.upload.name, err), icon=":material/error:")
+
+
+main()

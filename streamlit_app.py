@@ -1,0 +1,27 @@
+"""BrainScan: the Streamlit entry point (navigation only; each page lives in pages/).
+
+Run with ``streamlit run streamlit_app.py``. Research and teaching demo, not a medical device.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+HERE = Path(__file__).resolve().parent
+
+
+def main() -> None:
+    st.set_page_config(page_title="BrainScan (research demo)", page_icon=":material/neurology:", layout="wide")
+    pages = [
+        st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+        st.Page("pages/scan.py", title="Scan check", icon=":material/radiology:"),
+        st.Page("pages/model.py", title="Model and metrics", icon=":material/monitoring:"),
+    ]
+    if (HERE / "pages" / "train.py").exists():
+        pages.append(st.Page("pages/train.py", title="Train a model", icon=":material/model_training:"))
+    st.navigation(pages, position="top").run()
+
+
+main()
