@@ -76,10 +76,19 @@ def random_skull_strip(x: tf.Tensor, p: float = 0.3) -> tf.Tensor:
     return _maybe(n, p, x * inside, x)
 
 
+def random_resolution(x: tf.Tensor, p: float = 0.5, max_factor: float = 3.0) -> tf.Tensor:
+    """Down- then up-sample by a random factor: sharp and blurry sources (512 px vs upscaled low-res
+    exports) must not be a cue for the class."""
+    size = tf.shape(x)[1]
+    factor = tf.random.uniform([], 1.0, max_factor)
+    small = tf.cast(tf.cast(size, tf.float32) / factor, tf.int32)
+    degraded = tf.image.resize(tf.image.resize(x, [small, small], antialias=True), [size, size])
+    return _maybe(tf.shape(x)[0], p, degraded, x)
+
+
 def random_noise_blur(x: tf.Tensor) -> tf.Tensor:
     n = tf.shape(x)[0]
-    blurred = tf.nn.avg_pool2d(x, 3, 1, "SAME")
-    x = _maybe(n, 0.25, blurred, x)
+    x = random_resolution(x)
     noisy = x + tf.random.normal(tf.shape(x)) * _uniform(n, 0.0, 0.05)
     x = _maybe(n, 0.5, noisy, x)
     return tf.clip_by_value(x, 0.0, 1.0)
@@ -88,8 +97,9 @@ def random_noise_blur(x: tf.Tensor) -> tf.Tensor:
 def augment_batch(x: tf.Tensor) -> tf.Tensor:
     x = _flip(x)
     x = random_affine(x)
-    x = random_skull_strip(x)
-    x = random_intensity(x)
+    x = random_skull_strip(x, p=0.4)
+    head = tf.cast(x > 0.02, tf.float32)
+    x = random_intensity(x) * head  # contrast changes stay inside the head; the background stays black
     return random_noise_blur(x)
 
 

@@ -73,16 +73,17 @@ class ScoreCam(CamMethod):
 
 
 _CLASSES = {"gradcam": GradCam, "gradcam++": GradCamPlusPlus, "scorecam": ScoreCam}
-_cache: dict[tuple[int, str], CamMethod] = {}
 
 
-def _method(model: keras.Model, method: str) -> CamMethod:
+def _method(model: keras.Model, method: str, cache: dict | None) -> CamMethod:
+    """The visualiser for (model, method); kept in the caller's cache (LoadedModel.cams), which dies with the model."""
     if method not in _CLASSES:
         raise ValueError(f"Unknown CAM method {method!r}; choose one of {', '.join(CAM_METHODS)}.")
-    key = (id(model), method)
-    if key not in _cache:
-        _cache[key] = _CLASSES[method](model)
-    return _cache[key]
+    if cache is None:
+        return _CLASSES[method](model)
+    if method not in cache:
+        cache[method] = _CLASSES[method](model)
+    return cache[method]
 
 
 def normalize_cam(cam: np.ndarray) -> np.ndarray:
@@ -93,10 +94,10 @@ def normalize_cam(cam: np.ndarray) -> np.ndarray:
 
 
 def cam_for_input(model: keras.Model, x: np.ndarray, class_index: int, method: str = "gradcam",
-                  layer: str | None = None) -> np.ndarray:
+                  layer: str | None = None, cache: dict | None = None) -> np.ndarray:
     """CAM in model space (size x size, [0, 1]) for one input (size x size x C)."""
     layer = layer or find_target_layer(model)
-    cam = _method(model, method)(np.asarray(x, np.float32)[None], class_index, layer)
+    cam = _method(model, method, cache)(np.asarray(x, np.float32)[None], class_index, layer)
     return normalize_cam(cam)
 
 
@@ -108,10 +109,15 @@ class Heatmap:
     original: np.ndarray  # H x W of the original image, [0, 1], zero outside the crop
     peak: tuple[int, int]  # (x, y) in original pixel coordinates
 
+    @property
+    def empty(self) -> bool:
+        """No positive evidence anywhere (the map is all zeros)."""
+        return not bool(self.model_space.max() > 0)
+
 
 def heatmap(model, prepared: Prepared, class_index: int, method: str = "gradcam",
             layer: str | None = None) -> Heatmap:
     """CAM for a prepared scan and a class, mapped back through the crop box onto the original image."""
-    cam = cam_for_input(model.keras_model, prepared.input, class_index, method, layer)
+    cam = cam_for_input(model.keras_model, prepared.input, class_index, method, layer, model.cams)
     original = to_original(cam, prepared.box, prepared.original_shape)
     return Heatmap(method, class_index, cam, original, peak(original))

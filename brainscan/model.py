@@ -22,9 +22,9 @@ import keras  # noqa: E402
 from keras import layers  # noqa: E402
 
 from brainscan.errors import ModelError  # noqa: E402,F401
+from brainscan.locate import MODELS_DIR, find_model_dir  # noqa: E402
+from brainscan.runs import replace_dir  # noqa: E402,F401 - shared with the run manager
 
-MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
-DEFAULT_MODEL_ENV = "BRAINSCAN_MODEL"
 ARCHITECTURES = ("compact", "efficientnetb0", "vgg19")
 FEATURES_LAYER = "features"
 
@@ -127,6 +127,7 @@ class LoadedModel:
     card: dict
     path: Path
     ood: dict[str, np.ndarray] = field(default_factory=dict)
+    cams: dict = field(default_factory=dict)  # CAM visualisers per method (brainscan.explain), built on first use
     _feature_model: keras.Model | None = None
 
     @property
@@ -155,15 +156,10 @@ class LoadedModel:
 
 def find_default_model() -> Path:
     """$BRAINSCAN_MODEL, else models/default, else the only model folder in models/."""
-    env = os.environ.get(DEFAULT_MODEL_ENV)
-    if env:
-        return Path(env)
-    if (MODELS_DIR / "default" / "card.json").is_file():
-        return MODELS_DIR / "default"
-    found = sorted(p.parent for p in MODELS_DIR.glob("*/card.json"))
-    if not found:
+    found = find_model_dir()
+    if found is None:
         raise ModelError(f"No model found in {MODELS_DIR}; train one with `python -m brainscan train`.")
-    return found[0]
+    return found
 
 
 def load_model(path: str | os.PathLike | None = None) -> LoadedModel:
@@ -199,17 +195,6 @@ def save_model_folder(keras_model: keras.Model, card: dict, folder: str | os.Pat
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return folder
-
-
-def replace_dir(src: Path, dst: Path) -> None:
-    """Put src at dst; an existing dst is moved aside first and removed only after the swap."""
-    old = None
-    if dst.exists():
-        old = dst.with_name(f".{dst.name}.old-{os.getpid()}")
-        os.replace(dst, old)
-    os.replace(src, dst)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def _json_default(o):

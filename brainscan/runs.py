@@ -415,7 +415,7 @@ def _release_active(run_dir: Path) -> None:
 def replace_dir(src: Path, dst: Path) -> None:
     """Put src at dst; an existing dst is moved aside first and removed only after the swap.
 
-    Same as brainscan.model.replace_dir, here so that promoting needs no TensorFlow import.
+    Also used by brainscan.model.save_model_folder; lives here so that promoting needs no TensorFlow import.
     """
     old = None
     if dst.exists():

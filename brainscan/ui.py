@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import os
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -22,12 +21,11 @@ import numpy as np
 import streamlit as st
 
 from brainscan.errors import ModelError
+from brainscan.locate import MODEL_ENV, MODELS_DIR, find_model_dir  # noqa: F401
 
 log = logging.getLogger("brainscan.app")
 
 REPO_DIR = Path(__file__).resolve().parent.parent
-MODELS_DIR = REPO_DIR / "models"  # same folder as brainscan.model.MODELS_DIR (that module imports TensorFlow)
-MODEL_ENV = "BRAINSCAN_MODEL"
 SAMPLES_DIR = REPO_DIR / "sample_images"
 
 DISCLAIMER = (
@@ -45,21 +43,6 @@ _LABELS = {"glioma": "Glioma", "meningioma": "Meningioma", "pituitary": "Pituita
 
 
 # --- the model folder, without TensorFlow ---------------------------------------------------------
-
-def find_model_dir() -> Path | None:
-    """The model folder the app uses: $BRAINSCAN_MODEL, else models/default, else the first models/*/card.json.
-
-    Mirrors ``brainscan.model.find_default_model`` (which imports TensorFlow); None when there is none.
-    """
-    env = os.environ.get(MODEL_ENV)
-    if env:
-        path = Path(env)
-        return path.parent if path.is_file() else path
-    if (MODELS_DIR / "default" / "card.json").is_file():
-        return MODELS_DIR / "default"
-    found = sorted(p.parent for p in MODELS_DIR.glob("*/card.json"))
-    return found[0] if found else None
-
 
 def read_json(path: Path) -> dict | None:
     """A JSON object from a file, or None when the file is missing or unreadable."""

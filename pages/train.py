@@ -419,6 +419,7 @@ def results_section() -> None:
 
 
 def render() -> None:
+    ui.ensure_navigation()
     st.title("Train a model")
     st.caption("Train a tumor classifier on a folder of labelled MRI slices. Training runs as a separate process on "
                "the server, one run at a time; you can leave this page and come back.")

@@ -82,7 +82,7 @@ def test_bad_input_catalogue_gives_one_sentence_each_and_exit_1(tiny_model, tmp_
     assert "Traceback" not in r.stderr
     lines = [json.loads(line) for line in r.stdout.splitlines()]
     assert len(lines) == len(paths) + 1
-    for line, path, word in zip(lines, paths, words, strict=True):
+    for line, path, word in zip(lines[:-1], paths, words, strict=True):
         assert line["file"] == path and set(line) == {"file", "error"}
         assert word.lower() in line["error"].lower(), line
         assert line["error"].count(". ") == 0 and line["error"].endswith(".")  # one sentence
