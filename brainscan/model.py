@@ -185,7 +185,7 @@ def save_model_folder(keras_model: keras.Model, card: dict, folder: str | os.Pat
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
     try:
-        keras_model.save(tmp / "model.keras")
+        inference_only(keras_model).save(tmp / "model.keras")
         (tmp / "card.json").write_text(json.dumps(card, indent=2, default=_json_default))
         if ood:
             np.savez(tmp / "ood.npz", **ood)
@@ -195,6 +195,15 @@ def save_model_folder(keras_model: keras.Model, card: dict, folder: str | os.Pat
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return folder
+
+
+def inference_only(keras_model: keras.Model) -> keras.Model:
+    """The same layers and weights without the optimizer state (which would triple the file size)."""
+    if getattr(keras_model, "optimizer", None) is None:
+        return keras_model
+    clone = keras.models.clone_model(keras_model)
+    clone.set_weights(keras_model.get_weights())
+    return clone
 
 
 def _json_default(o):

@@ -1,0 +1,67 @@
+"""The shipped default model: complete, small, honest (its card's figures are reproducible from its files)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+MODEL = ROOT / "models" / "default"
+DATA = ROOT.parent / "shared" / "data" / "brain-tumor-mri"
+
+pytestmark = pytest.mark.skipif(not (MODEL / "card.json").is_file(), reason="no shipped model in models/default")
+
+
+def card() -> dict:
+    return json.loads((MODEL / "card.json").read_text())
+
+
+def test_model_folder_is_complete_and_small():
+    for name in ("model.keras", "card.json", "ood.npz", "metrics.json", "history.json", "split.json", "MODEL_CARD.md"):
+        assert (MODEL / name).is_file(), name
+    assert (MODEL / "model.keras").stat().st_size <= 10 * 1024 * 1024
+
+
+def test_card_says_what_it_was_trained_on_and_scored():
+    c = card()
+    assert c["classes"] == ["glioma", "meningioma", "notumor", "pituitary"]
+    assert c["training_data"]["images"] == 7019
+    assert c["split"]["official_test_with_near_duplicate_in_training"] > 0
+    for key in ("test_dedup", "official_test", "val"):
+        assert 0 < c["scores"][key]["accuracy"] <= 1
+    assert {"brats_flair", "brats_t1c", "yes_no_dedup"} <= set(c["external"])
+    assert c["training"]["command"].startswith("python -m brainscan train")
+    assert c["calibration"]["ece_before"] >= 0 and c["calibration"]["ece_after"] >= 0
+
+
+@pytest.mark.slow
+def test_sample_images_get_valid_predictions():
+    from brainscan.check import check_bytes, load_checker
+
+    model = load_checker(str(MODEL))
+    for name in ("template_axial_lesion.png", "template_multiframe", "not_mri_photo.png"):
+        r = check_bytes(model, (ROOT / "sample_images" / name).read_bytes(), name)
+        assert sum(r.prediction.probabilities.values()) == pytest.approx(1.0)
+        assert 0 <= r.heatmap.peak[0] < r.scan.pixels.shape[1] and 0 <= r.heatmap.peak[1] < r.scan.pixels.shape[0]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not DATA.is_dir(), reason="../shared/data/brain-tumor-mri is not beside the repository")
+def test_card_accuracy_reproduces_on_the_deduplicated_test_split():
+    """Recompute the headline figure from the shipped weights and the shipped split: no hand-typed numbers."""
+    from brainscan.evaluate import classification_metrics
+    from brainscan.model import load_model, softmax
+    from brainscan.pipeline import prepare_paths
+
+    model = load_model(MODEL)
+    files = json.loads((MODEL / "split.json").read_text())["files"]["test_dedup"]
+    x, ok, errors = prepare_paths([str(DATA / f) for f in files], model.size)
+    assert not errors
+    y = np.array([model.classes.index(Path(files[i]).parent.name) for i in ok])
+    logits = np.asarray(model.keras_model.predict(x, batch_size=64, verbose=0))
+    m = classification_metrics(y, softmax(logits, model.temperature), model.classes)
+    assert m["n"] == card()["scores"]["test_dedup"]["n"]
+    assert m["accuracy"] == pytest.approx(card()["scores"]["test_dedup"]["accuracy"], abs=2 / m["n"])
