@@ -52,10 +52,12 @@ def render_markdown(card: dict) -> str:
     ext = card.get("external", {})
     if ext:
         lines += ["", "## Other sources (never trained on)", "",
-                  "| set | n | tumor ROC AUC | accuracy | F1 | Grad-CAM pointing game |", "|---|---|---|---|---|---|"]
+                  "| set | n | tumor ROC AUC | accuracy | F1 | Grad-CAM pointing game | flagged unfamiliar |",
+                  "|---|---|---|---|---|---|---|"]
         for key, s in ext.items():
             lines.append(f"| {key} | {s.get('n')} | {_num(s.get('tumor_roc_auc'))} | {_pct(s.get('accuracy'))} | "
-                         f"{_num(s.get('f1'))} | {_pct(s.get('pointing_game_hit_rate'))} |")
+                         f"{_num(s.get('f1'))} | {_pct(s.get('pointing_game_hit_rate'))} | "
+                         f"{_pct(s.get('flagged_unfamiliar'))} |")
     if card.get("limitations"):
         lines += ["", "## Limitations", ""] + [f"- {x}" for x in card["limitations"]]
     return "\n".join(lines) + "\n"

@@ -39,13 +39,14 @@ def evaluate_brats(root: str, model, cam_method: str = "gradcam", max_per_sequen
         subset = [r for r in rows if r["sequence"] == seq]
         if max_per_sequence:
             subset = subset[:max_per_sequence]
-        y, p, hits, hits_tol, patients = [], [], [], [], []
+        y, p, hits, hits_tol, patients, flagged = [], [], [], [], [], []
         for r in subset:
             img = load_gray(str(root_path / r["image"]))
             prepared = prepare(img, model.size)
             pred = predict(model, prepared.input)
             y.append(int(r["label"] == "tumor"))
             p.append(pred.tumor_probability)
+            flagged.append(pred.out_of_distribution)
             patients.append(r["patient"])
             if r["label"] == "tumor":
                 mask = cv2.imread(str(root_path / r["mask_wt"]), cv2.IMREAD_GRAYSCALE) > 0
@@ -64,6 +65,7 @@ def evaluate_brats(root: str, model, cam_method: str = "gradcam", max_per_sequen
             if len(set(y_arr[idx].tolist())) == 2:
                 per_patient[pat] = binary_metrics(y_arr[idx], p_arr[idx])["roc_auc"]
         m["roc_auc_per_patient"] = per_patient
+        m["flagged_unfamiliar"] = float(np.mean(flagged))
         out["sequences"][seq] = m
     return out
 
@@ -82,14 +84,18 @@ def evaluate_yes_no(root: str, model, dedup_against: str | None = None) -> dict:
         best, _ = data_mod.hamming_matrix_min(data_mod.hash_all(paths), ref_hashes)
         keep = best > data_mod.NEAR_DUPLICATE_BITS
         removed = int((~keep).sum())
+    info = {"data": root, "images": len(paths), "removed_near_duplicates_of_training": removed,
+            "dedup_against": dedup_against}
     kept = [p for p, k in zip(paths, keep, strict=True) if k]
+    if not kept:
+        return {**info, "n": 0, "message": "Every image is a near-duplicate of the training data."}
     labels = [it.label for it, k in zip(ds.items, keep, strict=True) if k]
     inputs, ok, errors = prepare_paths(kept, model.size)
     preds = run_model(model, inputs)
     y = np.array([labels[i] != "notumor" for i in ok], int)
     m = binary_metrics(y, np.array([pr.tumor_probability for pr in preds]))
-    m.update({"data": root, "images": len(paths), "removed_near_duplicates_of_training": removed,
-              "dedup_against": dedup_against, "unreadable": len(errors)})
+    m["flagged_unfamiliar"] = float(np.mean([pr.out_of_distribution for pr in preds]))
+    m.update(info, unreadable=len(errors))
     return m
 
 
@@ -101,12 +107,14 @@ def attach_to_model(model_dir: str, external: dict) -> None:
     summary = {}
     for seq, m in external.get("brats", {}).get("sequences", {}).items():
         summary[f"brats_{seq}"] = {"n": m["n"], "tumor_roc_auc": m.get("roc_auc"),
-                                   "pointing_game_hit_rate": m["pointing_game"]["hit_rate"]}
+                                   "pointing_game_hit_rate": m["pointing_game"]["hit_rate"],
+                                   "flagged_unfamiliar": m["flagged_unfamiliar"]}
     if "yes_no" in external:
         m = external["yes_no"]
         summary["yes_no_dedup"] = {"n": m["n"], "accuracy": m["accuracy"], "f1": m["f1"],
                                    "tumor_roc_auc": m.get("roc_auc"),
-                                   "removed_near_duplicates": m["removed_near_duplicates_of_training"]}
+                                   "removed_near_duplicates": m["removed_near_duplicates_of_training"],
+                                   "flagged_unfamiliar": m["flagged_unfamiliar"]}
     card["external"] = summary
     _write(folder / "card.json", card)
 

@@ -1,0 +1,61 @@
+"""External evaluation on a tiny BRATS-like folder (phantoms with lesion masks) and a yes/no folder."""
+
+import csv
+
+import cv2
+import numpy as np
+import pytest
+
+from brainscan.synthetic import phantom, write_dataset
+
+
+@pytest.fixture
+def brats_like(tmp_path):
+    (tmp_path / "images").mkdir()
+    (tmp_path / "masks").mkdir()
+    rows = []
+    for i in range(8):
+        tumor = i % 2 == 0
+        for seq in ("flair", "t1c"):
+            img, centre = phantom(64, lesion=tumor, seed=i)
+            name = f"images/p{i // 4}_{seq}_z{i:03d}.png"
+            cv2.imwrite(str(tmp_path / name), np.rint(img * 255).astype(np.uint8))
+            mask = np.zeros((64, 64), np.uint8)
+            if centre:
+                cv2.circle(mask, centre, 6, 255, -1)
+            mname = f"masks/p{i // 4}_z{i:03d}_wt.png"
+            cv2.imwrite(str(tmp_path / mname), mask)
+            rows.append({"image": name, "mask_wt": mname, "label": "tumor" if tumor else "notumor",
+                         "patient": f"p{i // 4}", "sequence": seq, "z": i})
+    with open(tmp_path / "labels.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    return tmp_path
+
+
+@pytest.mark.slow
+def test_brats_evaluation_per_sequence_with_pointing_game(tiny_model, brats_like):
+    from brainscan.external import evaluate_brats
+    from brainscan.model import load_model
+
+    out = evaluate_brats(str(brats_like), load_model(tiny_model))
+    assert set(out["sequences"]) == {"flair", "t1c"}
+    for m in out["sequences"].values():
+        assert m["n"] == 8 and m["n_tumor"] == 4 and 0 <= m["roc_auc"] <= 1
+        pg = m["pointing_game"]
+        assert pg["n"] == 4 and 0 <= pg["hit_rate"] <= pg["hit_rate_within_8px"] <= 1
+        assert set(m["roc_auc_per_patient"]) == {"p0", "p1"}
+
+
+@pytest.mark.slow
+def test_yes_no_evaluation_removes_near_duplicates_of_training(tiny_model, tmp_path):
+    from brainscan.external import evaluate_yes_no
+    from brainscan.model import load_model
+
+    yes_no = write_dataset(tmp_path / "yn", per_class=5, size=48, classes=("no", "yes"), seed=0)
+    training = write_dataset(tmp_path / "train", per_class=5, size=48, classes=("no", "yes"), seed=0)  # same images
+    m = evaluate_yes_no(str(yes_no), load_model(tiny_model), dedup_against=str(training))
+    assert (m["images"], m["removed_near_duplicates_of_training"], m["n"]) == (10, 10, 0)
+    m = evaluate_yes_no(str(yes_no), load_model(tiny_model))
+    assert m["n"] == 10 and m["removed_near_duplicates_of_training"] == 0 and 0 <= m["accuracy"] <= 1
