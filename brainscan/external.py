@@ -116,7 +116,31 @@ def attach_to_model(model_dir: str, external: dict) -> None:
                                    "removed_near_duplicates": m["removed_near_duplicates_of_training"],
                                    "flagged_unfamiliar": m["flagged_unfamiliar"]}
     card["external"] = summary
+    card["limitations"] = measured_limitations(summary)
     _write(folder / "card.json", card)
+
+
+def measured_limitations(summary: dict) -> list[str]:
+    """Plain sentences built from the measured external figures (no figure is typed by hand)."""
+    out = ["The training set's classes come from different source collections (tumor classes mostly contrast T1 "
+           "from one collection, no-tumor images from others), so the model can learn a source's look instead of "
+           "the tumor."]
+    for key, m in summary.items():
+        if key.startswith("brats_") and (m.get("tumor_roc_auc") or 0) < 0.9:
+            seq = {"brats_flair": "FLAIR", "brats_t1c": "contrast T1"}.get(key, key)
+            out.append(f"On BRATS {seq} slices (another source, skull-stripped) tumor vs tumor-free ROC AUC is "
+                       f"{m['tumor_roc_auc']:.2f} and the heatmap peak lands in the tumor on "
+                       f"{100 * (m.get('pointing_game_hit_rate') or 0):.0f}% of tumor slices: do not rely on it for "
+                       "scans unlike its training data.")
+    yn = summary.get("yes_no_dedup")
+    if yn and yn.get("accuracy") is not None and yn["accuracy"] < 0.887:
+        out.append(f"On the navoneel yes/no set without its near-duplicates of the training data, accuracy is "
+                   f"{100 * yn['accuracy']:.1f}% (n={yn['n']}), below the 88.7% published for a model trained on it.")
+    flagged = [m.get("flagged_unfamiliar") for m in summary.values() if m.get("flagged_unfamiliar") is not None]
+    if flagged:
+        out.append(f"The unfamiliar-scan warning fires on only {100 * min(flagged):.0f}-{100 * max(flagged):.0f}% of "
+                   "these other-source scans, so its silence is no guarantee.")
+    return out
 
 
 def _write(path: Path, obj: dict) -> None:

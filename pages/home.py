@@ -46,6 +46,10 @@ def key_figures(card: dict) -> None:
                          "Tumor ROC AUC": ui.fmt_number(m.get("tumor_roc_auc")),
                          "Heatmap hit rate": ui.fmt_number(m.get("pointing_game_hit_rate"), "pct")})
         st.dataframe(rows, hide_index=True)
+    limitations = card.get("limitations")
+    if isinstance(limitations, list) and limitations:
+        st.warning("**Known limitations (measured):**\n" + "\n".join(f"- {x}" for x in limitations),
+                   icon=":material/warning:")
 
 
 def model_status(holder: ui.ModelHolder) -> None:

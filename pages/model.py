@@ -87,6 +87,10 @@ def model_card(card: dict, path: Path) -> None:
                  **{name.replace("_", " "): ui.fmt_number(v) if isinstance(v, float) else v
                     for name, v in (m.items() if isinstance(m, dict) else [])}} for k, m in external.items()]
         st.dataframe(pd.DataFrame(rows), hide_index=True)
+    limitations = card.get("limitations")
+    if isinstance(limitations, list) and limitations:
+        st.markdown("**Known limitations** (measured)")
+        st.warning("\n".join(f"- {x}" for x in limitations), icon=":material/warning:")
 
 
 def split_figures(metrics: dict, classes: list[str]) -> None:
