@@ -172,8 +172,12 @@ def test_dataset_summary(phantoms: str, tmp_path: Path) -> None:
         runs.dataset_summary(tmp_path / "empty")
 
 
-def test_find_datasets(phantoms: str, tmp_path: Path) -> None:
-    assert runs.find_datasets([Path(phantoms).parent]) == [Path(phantoms)]
+def test_find_datasets(tmp_path: Path) -> None:
+    from brainscan.synthetic import write_dataset
+
+    dataset = write_dataset(tmp_path / "shared" / "tiny", per_class=2, size=32)
+    (tmp_path / "shared" / "not_a_dataset" / "misc").mkdir(parents=True)
+    assert runs.find_datasets([tmp_path / "shared"]) == [dataset]
     assert runs.find_datasets([tmp_path / "missing"]) == []
 
 
