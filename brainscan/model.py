@@ -64,15 +64,16 @@ def build_compact(size: int, n_classes: int, channels: int = 1, dropout: float =
     return keras.Model(inp, out, name="compact_cnn")
 
 
-def _backbone(arch: str, size: int, weights: str | None):
-    """(backbone, layer that does its ImageNet input preprocessing on 0..255 RGB)."""
+def _backbone(arch: str, rgb255, weights: str | None):
+    """Apply an ImageNet backbone to a 0..255 RGB tensor, built on that tensor so that the whole
+    network is one flat graph (tf-keras-vis and find_target_layer see its conv layers)."""
     apps = keras.applications
     if arch == "efficientnetb0":  # EfficientNet rescales inside the model: 0..255 in
-        return apps.EfficientNetB0(include_top=False, weights=weights, input_shape=(size, size, 3)), \
-            layers.Identity(name="backbone_preprocess")
+        return apps.EfficientNetB0(include_top=False, weights=weights, input_tensor=rgb255)
     if arch == "vgg19":  # caffe mode: BGR minus ImageNet means; our three channels are equal, so no flip needed
-        return apps.VGG19(include_top=False, weights=weights, input_shape=(size, size, 3)), \
-            layers.Normalization(mean=[103.939, 116.779, 123.68], variance=[1.0, 1.0, 1.0], name="backbone_preprocess")
+        x = layers.Normalization(mean=[103.939, 116.779, 123.68], variance=[1.0, 1.0, 1.0],
+                                 name="backbone_preprocess")(rgb255)
+        return apps.VGG19(include_top=False, weights=weights, input_tensor=x)
     raise ModelError(f"Unknown architecture {arch!r}; choose one of {', '.join(ARCHITECTURES)}.")
 
 
@@ -86,8 +87,11 @@ def build_transfer(arch: str, size: int, n_classes: int, weights: str | None = "
     local = weights if weights not in (None, "imagenet") else None
     if local and not Path(local).is_file():
         raise ModelError(f"Weights file {local} does not exist.")
+    inp = keras.Input((size, size, 1), name="image")
+    x = layers.Concatenate(name="to_rgb")([inp, inp, inp])
+    x = layers.Rescaling(255.0, name="to_255")(x)
     try:
-        base, preprocess_layer = _backbone(arch, size, "imagenet" if weights == "imagenet" else None)
+        base = _backbone(arch, x, "imagenet" if weights == "imagenet" else None)
     except ModelError:
         raise
     except Exception as err:  # noqa: BLE001 - Keras raises URLError/OSError/Exception when offline
@@ -99,12 +103,7 @@ def build_transfer(arch: str, size: int, n_classes: int, weights: str | None = "
             base.load_weights(local)
         except Exception as err:  # noqa: BLE001
             raise ModelError(f"Could not load the weights file {local} into {arch}: {err}") from err
-    inp = keras.Input((size, size, 1), name="image")
-    x = layers.Concatenate(name="to_rgb")([inp, inp, inp])
-    x = layers.Rescaling(255.0, name="to_255")(x)
-    x = preprocess_layer(x)
-    x = base(x)
-    x = layers.GlobalAveragePooling2D(name=FEATURES_LAYER)(x)
+    x = layers.GlobalAveragePooling2D(name=FEATURES_LAYER)(base.output)
     x = layers.Dropout(dropout, name="dropout")(x)
     out = layers.Dense(n_classes, name="logits")(x)
     return keras.Model(inp, out, name=f"{arch}_transfer")

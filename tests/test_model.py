@@ -95,3 +95,17 @@ def test_transfer_without_internet_fails_clearly(monkeypatch):
         m.build_model("vgg19", 32, 4, "/nonexistent/weights.h5")
     with pytest.raises(m.ModelError, match="no pretrained weights"):
         m.build_model("compact", 32, 4, "imagenet")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("arch", ["efficientnetb0", "vgg19"])
+def test_transfer_backbones_build_predict_and_explain_offline(arch):
+    """weights=none works offline; the grayscale input is repeated to RGB inside; Grad-CAM finds a target."""
+    from brainscan.explain import cam_for_input, find_target_layer
+
+    model = m.build_model(arch, 32, 4, "none")
+    x = np.random.default_rng(0).random((1, 32, 32, 1)).astype(np.float32)
+    assert model(x).shape == (1, 4)
+    layer = find_target_layer(model)
+    cam = cam_for_input(model, x[0], 0, "gradcam", layer)
+    assert cam.shape == (32, 32) and np.isfinite(cam).all()
