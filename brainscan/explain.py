@@ -111,8 +111,9 @@ class Heatmap:
 
     @property
     def empty(self) -> bool:
-        """No positive evidence anywhere (the map is all zeros)."""
-        return not bool(self.model_space.max() > 0)
+        """No visible evidence on the image: the map is (nearly) zero everywhere inside it, e.g. because the
+        evidence lay in the padding around the crop. 0.02 is below what an overlay can show in 8 bits."""
+        return not bool(self.original.max() > 0.02)
 
 
 def heatmap(model, prepared: Prepared, class_index: int, method: str = "gradcam",

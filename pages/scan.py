@@ -228,7 +228,7 @@ def images(result: Any, method: str, opacity: float, colormap: str, model_name: 
                 alt="Heatmap overlay on the scan",
                 caption=f"Heatmap: {CAM_LABELS[hm.method]}, opacity {opacity:.0%}, {colormap} colours")
     label = ui.class_label(result.prediction.label)
-    if float(hm.original.max()) <= 0:
+    if hm.empty:
         st.info(f"The heatmap is empty: no region pushed the model towards “{label}”, so nothing is highlighted.")
     else:
         st.caption(f"Warm colours mark the regions that pushed the model most towards “{label}”. "

@@ -63,3 +63,12 @@ def test_heatmap_maps_back_to_original_coordinates():
 def test_unknown_method_is_refused():
     with pytest.raises(ValueError, match="Unknown CAM method"):
         cam_for_input(region_model(), np.zeros((32, 32, 1), np.float32), 1, "lime")
+
+
+def test_heatmap_is_empty_when_evidence_lies_outside_the_image():
+    from brainscan.explain import Heatmap
+
+    inside = np.zeros((8, 8), np.float32)
+    inside[2, 3] = 0.5
+    assert not Heatmap("gradcam", 0, inside, inside, (3, 2)).empty
+    assert Heatmap("gradcam", 0, inside, np.full((8, 8), 0.01, np.float32), (0, 0)).empty
