@@ -189,8 +189,9 @@ def answer_panel(result: Any) -> None:
         if unsure:
             st.warning(unsure, icon=":material/help:")
         cols = st.columns(2)
-        cols[0].metric("Most likely class", ui.class_label(p.label), border=True,
-                       help=f"Calibrated probability {ui.pct(p.probabilities[p.label])}.")
+        # The value is the probability: a class name such as "Pituitary tumor" would be cut off in a metric box.
+        cols[0].metric(f"Most likely: {ui.class_label(p.label)}", ui.pct(p.probabilities[p.label]), border=True,
+                       help="Calibrated probability of the most likely class.")
         if "notumor" in p.probabilities:
             tumors = ui.join_words([ui.class_label(c) for c in ui.tumor_classes(list(p.probabilities))])
             cols[1].metric("Probability of any tumor", ui.pct(p.tumor_probability), border=True,

@@ -229,7 +229,9 @@ def test_png_gives_prediction_heatmap_and_downloads(model_env):
     assert len([im for im in at.image if im.captions[0][:2] in {f"{i}." for i in range(1, 7)}]) == 6  # steps
     labels = [b.label for b in at.download_button]
     assert "Download the overlay (PNG)" in labels and "Download the result (JSON)" in labels
-    assert [m.label for m in at.metric] == ["Most likely class", "Probability of any tumor"]
+    labels = [m.label for m in at.metric]
+    assert labels[0].startswith("Most likely: ") and labels[1] == "Probability of any tumor"
+    assert at.metric[0].value.endswith("%") and at.metric[1].value.endswith("%")
 
 
 def test_method_and_opacity_change_the_overlay(model_env):
