@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from pathlib import Path
 
 import cv2
@@ -15,6 +14,7 @@ import numpy as np
 
 from brainscan import data as data_mod
 from brainscan.evaluate import binary_metrics
+from brainscan.jsonio import write_json
 from brainscan.pipeline import load_gray
 from brainscan.preprocess import prepare
 
@@ -102,7 +102,7 @@ def evaluate_yes_no(root: str, model, dedup_against: str | None = None) -> dict:
 def attach_to_model(model_dir: str, external: dict) -> None:
     """Store external.json and a summary in card.json (atomic rewrites)."""
     folder = Path(model_dir)
-    _write(folder / "external.json", external)
+    write_json(folder / "external.json", external)
     card = json.loads((folder / "card.json").read_text())
     summary = {}
     for seq, m in external.get("brats", {}).get("sequences", {}).items():
@@ -117,7 +117,7 @@ def attach_to_model(model_dir: str, external: dict) -> None:
                                    "flagged_unfamiliar": m["flagged_unfamiliar"]}
     card["external"] = summary
     card["limitations"] = measured_limitations(summary)
-    _write(folder / "card.json", card)
+    write_json(folder / "card.json", card)
 
 
 def measured_limitations(summary: dict) -> list[str]:
@@ -141,9 +141,3 @@ def measured_limitations(summary: dict) -> list[str]:
         out.append(f"The unfamiliar-scan warning fires on only {100 * min(flagged):.0f}-{100 * max(flagged):.0f}% of "
                    "these other-source scans, so its silence is no guarantee.")
     return out
-
-
-def _write(path: Path, obj: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2))
-    os.replace(tmp, path)

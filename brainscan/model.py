@@ -22,6 +22,7 @@ import keras  # noqa: E402
 from keras import layers  # noqa: E402
 
 from brainscan.errors import ModelError  # noqa: E402,F401
+from brainscan.jsonio import write_json  # noqa: E402
 from brainscan.locate import MODELS_DIR, find_model_dir  # noqa: E402
 from brainscan.runs import replace_dir  # noqa: E402,F401 - shared with the run manager
 
@@ -185,7 +186,7 @@ def save_model_folder(keras_model: keras.Model, card: dict, folder: str | os.Pat
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
     try:
         inference_only(keras_model).save(tmp / "model.keras")
-        (tmp / "card.json").write_text(json.dumps(card, indent=2, default=_json_default))
+        write_json(tmp / "card.json", card)
         if ood:
             np.savez(tmp / "ood.npz", **ood)
         for name, data in (extra_files or {}).items():
@@ -203,14 +204,6 @@ def inference_only(keras_model: keras.Model) -> keras.Model:
     clone = keras.models.clone_model(keras_model)
     clone.set_weights(keras_model.get_weights())
     return clone
-
-
-def _json_default(o):
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(type(o).__name__)
 
 
 # --- calibrated prediction ------------------------------------------------------------------

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import os
 import re
 import shutil
@@ -26,6 +25,8 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, is_dataclass
 from pathlib import Path
 from typing import Any
+
+from brainscan.jsonio import read_json, write_json
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RUNS_DIR = REPO_ROOT / "runs"
@@ -117,24 +118,10 @@ def slugify(text: str, default: str = "run") -> str:
 
 # --- small file helpers -----------------------------------------------------------------------
 
-def _read_json(path: Path) -> dict:
-    try:
-        obj = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return obj if isinstance(obj, dict) else {}
-
-
-def _write_json(path: Path, obj: dict) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2))
-    os.replace(tmp, path)
-
-
 def _update_status(run_dir: Path, **fields: Any) -> dict:
-    status = _read_json(run_dir / "status.json")
+    status = read_json(run_dir / "status.json")
     status.update(fields, updated=time.time())
-    _write_json(run_dir / "status.json", status)
+    write_json(run_dir / "status.json", status)
     return status
 
 
@@ -231,11 +218,11 @@ def _reap() -> None:
 def run_info(run_dir: str | os.PathLike) -> RunInfo:
     """Everything the page shows about one run. A 'running' run whose process is gone becomes 'crashed'."""
     path = Path(run_dir)
-    status = _read_json(path / "status.json")
+    status = read_json(path / "status.json")
     has_card = (path / "card.json").is_file()
     state = str(status.get("state") or ("finished" if has_card else "unknown"))
     if state == "running" and not pid_alive(status.get("pid"), path):
-        status = _read_json(path / "status.json")  # the process is gone: nobody writes any more
+        status = read_json(path / "status.json")  # the process is gone: nobody writes any more
         if status.get("state", "running") == "running":
             if has_card:
                 status = _update_status(path, state="finished", ended=time.time(),
@@ -247,9 +234,9 @@ def run_info(run_dir: str | os.PathLike) -> RunInfo:
         state = "finished" if has_card else (state or "unknown")
     return RunInfo(
         path=path, name=path.name, state=state, message=str(status.get("message") or ""), status=status,
-        config=_read_json(path / "config.json"), progress=_read_json(path / "progress.json"),
-        metrics=_read_json(path / "metrics.json"), card=_read_json(path / "card.json") if has_card else {},
-        history=_read_json(path / "history.json"), log_tail=log_tail(path))
+        config=read_json(path / "config.json"), progress=read_json(path / "progress.json"),
+        metrics=read_json(path / "metrics.json"), card=read_json(path / "card.json") if has_card else {},
+        history=read_json(path / "history.json"), log_tail=log_tail(path))
 
 
 def list_runs(runs_dir: str | os.PathLike | None = None) -> list[RunInfo]:
@@ -265,7 +252,7 @@ def list_runs(runs_dir: str | os.PathLike | None = None) -> list[RunInfo]:
 def active_run(runs_dir: str | os.PathLike | None = None) -> RunInfo | None:
     """The run in progress, if any (named in .active.json, or any folder whose process still runs)."""
     root = get_runs_dir(runs_dir)
-    active = _read_json(root / ACTIVE_FILE)
+    active = read_json(root / ACTIVE_FILE)
     if active.get("run_dir") and Path(active["run_dir"]).is_dir():
         info = run_info(active["run_dir"])
         if info.running:
@@ -273,7 +260,7 @@ def active_run(runs_dir: str | os.PathLike | None = None) -> RunInfo | None:
     if not root.is_dir():
         return None
     for p in root.iterdir():
-        if _is_run_dir(p) and _read_json(p / "status.json").get("state") == "running":
+        if _is_run_dir(p) and read_json(p / "status.json").get("state") == "running":
             info = run_info(p)
             if info.running:
                 return info
@@ -347,11 +334,11 @@ def start_run(config: Any, runs_dir: str | os.PathLike | None = None, *, exclusi
             raise RunError(f"Could not start the training process: {err}") from err
         _PROCS[str(run_dir)] = proc
         # The child writes the same status when it starts; whichever comes second merges into the first.
-        if _read_json(run_dir / "status.json"):
+        if read_json(run_dir / "status.json"):
             _update_status(run_dir, pid=proc.pid)
         else:
             _update_status(run_dir, state="running", pid=proc.pid, started=time.time())
-        _write_json(root / ACTIVE_FILE, {"pid": proc.pid, "run_dir": str(run_dir), "started": time.time()})
+        write_json(root / ACTIVE_FILE, {"pid": proc.pid, "run_dir": str(run_dir), "started": time.time()})
     return run_dir
 
 
@@ -382,7 +369,7 @@ def stop_run(run_dir: str | os.PathLike, timeout: float = 30.0) -> RunInfo:
     model), SIGKILL if it is still alive after timeout seconds. Returns the final RunInfo ('stopped',
     or 'finished' if it completed before the signal landed)."""
     path = Path(run_dir)
-    status = _read_json(path / "status.json")
+    status = read_json(path / "status.json")
     pid = status.get("pid")
     if status.get("state") == "running" and pid and pid_alive(pid, path):
         _signal_run(int(pid), signal.SIGTERM)
@@ -393,7 +380,7 @@ def stop_run(run_dir: str | os.PathLike, timeout: float = 30.0) -> RunInfo:
         if proc is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=5)
-        status = _read_json(path / "status.json")
+        status = read_json(path / "status.json")
         if status.get("state") in ("running", "stopped") and not (path / "card.json").is_file():
             _remove_partial_model(path)
             if status.get("state") == "running":  # killed before train.py could say so itself
@@ -405,7 +392,7 @@ def stop_run(run_dir: str | os.PathLike, timeout: float = 30.0) -> RunInfo:
 
 def _release_active(run_dir: Path) -> None:
     active = run_dir.parent / ACTIVE_FILE
-    if _read_json(active).get("run_dir") == str(run_dir):
+    if read_json(active).get("run_dir") == str(run_dir):
         with contextlib.suppress(FileNotFoundError):
             active.unlink()
 
@@ -449,7 +436,7 @@ def promote(run_dir: str | os.PathLike, models_dir: str | os.PathLike | None = N
         missing = [f for f in MODEL_FILES if not (tmp / f).is_file()]
         if missing:
             raise RunError(f"Run {info.name} lacks {', '.join(missing)}; it cannot be promoted.")
-        _write_json(tmp / "promoted.json", {"run": str(info.path.resolve()), "promoted": time.time()})
+        write_json(tmp / "promoted.json", {"run": str(info.path.resolve()), "promoted": time.time()})
         os.chmod(tmp, 0o755)
         dst = root / name
         replace_dir(tmp, dst)

@@ -7,7 +7,6 @@ so a folder with a card is always a complete model). SIGTERM stops the run clean
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import signal
@@ -20,6 +19,7 @@ import numpy as np
 
 from brainscan import data as data_mod
 from brainscan.evaluate import classification_metrics
+from brainscan.jsonio import read_json, write_json
 from brainscan.pipeline import prepare_paths
 
 
@@ -42,26 +42,10 @@ class TrainConfig:
     max_images: int = 0  # 0 = all; a cap for quick demos (keeps class balance roughly)
 
 
-def write_json(path: Path, obj: dict) -> None:
-    """Atomic JSON write: readers (the Train page) never see half a file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=_default))
-    os.replace(tmp, path)
-
-
-def _default(o):
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(type(o).__name__)
-
-
 def set_status(run: Path, state: str, **extra) -> None:
-    path = run / "status.json"
-    status = json.loads(path.read_text()) if path.is_file() else {}
+    status = read_json(run / "status.json")
     status.update(state=state, updated=time.time(), **extra)
-    write_json(path, status)
+    write_json(run / "status.json", status)
 
 
 def _cap(indices: np.ndarray, labels: list[str], cap: int, rng: np.random.Generator) -> np.ndarray:
