@@ -31,13 +31,6 @@ def png(size: int = 128, lesion: bool = True, seed: int = 1) -> bytes:
     return buf.tobytes()
 
 
-def jpeg(size: int = 128) -> bytes:
-    img, _ = phantom(size, lesion=True, seed=2)
-    ok, buf = cv2.imencode(".jpg", np.rint(img * 255).astype(np.uint8))
-    assert ok
-    return buf.tobytes()
-
-
 def dicom_slices(n: int = 3, size: int = 64) -> np.ndarray:
     return np.stack([np.rint(phantom(size, lesion=True, seed=10 + i)[0] * 1000).astype(np.uint16)
                      for i in range(n)])
