@@ -166,7 +166,8 @@ def settings_section(root: Path | None) -> None:
         c1, c2, c3 = st.columns(3)
         arch = c1.selectbox("Architecture", list(ARCH_LABELS), format_func=ARCH_LABELS.get, key="train_arch")
         img_size = c2.selectbox("Image size (pixels)", [32, 64, 96, 128, 160, 224], index=1, key="train_img")
-        epochs = c3.number_input("Epochs", min_value=1, max_value=200, value=3, key="train_epochs",
+        # 20 epochs of 64 px on ~200 images take under a minute on 2 cores; 3 epochs learned nothing (measured).
+        epochs = c3.number_input("Epochs", min_value=1, max_value=200, value=20, key="train_epochs",
                                  help="Passes over the training images; training stops early if validation "
                                       "loss stops improving.")
         batch = c1.selectbox("Batch size", [8, 16, 32, 64], index=2, key="train_batch")
@@ -180,16 +181,17 @@ def settings_section(root: Path | None) -> None:
         weights = c2.selectbox("Starting weights", ["none", "imagenet"], key="train_weights",
                                format_func={"none": "none (random start)", "imagenet": "ImageNet"}.get,
                                help="ImageNet weights apply to EfficientNet-B0 and VGG19 only.")
-        patience = c3.number_input("Early-stopping patience (epochs)", min_value=1, max_value=200, value=6,
+        patience = c3.number_input("Early-stopping patience (epochs)", min_value=1, max_value=200, value=8,
                                    key="train_patience",
                                    help="Training ends early when the validation loss has not improved for this "
                                         "many epochs; the best weights are kept.")
         name = c1.text_input("Run name (optional)", key="train_name", max_chars=40)
-        st.caption("The defaults run through the whole pipeline in a minute or two on this server's CPU, but a "
-                   "model trained for 3 epochs on a few hundred images scores near chance; a useful one needs "
-                   "thousands of images and about 30 epochs (half an hour or more). ImageNet weights are downloaded "
-                   "by Keras on first use, which needs internet access; without it the run fails, so keep 'none' "
-                   "unless you know the server is online.")
+        st.caption("The defaults train in about a minute on this server's CPU (20 epochs of 64-pixel images, "
+                   "at most 600 of them). On the 253-image yes/no set one such run took 36 s and reached a tumor "
+                   "ROC AUC of 0.81 on its 37 held-out images (accuracy 57%); 3 epochs learned nothing. A model like "
+                   "the shipped one needs thousands of images and 30-60 epochs (most of an hour). ImageNet weights "
+                   "are downloaded by Keras on first use, which needs internet access; without it the run fails, so "
+                   "keep 'none' unless you know the server is online.")
         submitted = st.form_submit_button("Start training", type="primary", disabled=root is None)
     if not submitted or root is None:
         return
