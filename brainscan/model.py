@@ -128,7 +128,7 @@ class LoadedModel:
     path: Path
     ood: dict[str, np.ndarray] = field(default_factory=dict)
     cams: dict = field(default_factory=dict)  # CAM visualisers per method (brainscan.explain), built on first use
-    _feature_model: keras.Model | None = None
+    _infer: object | None = None  # compiled (features, logits) function, built on first use
 
     @property
     def classes(self) -> list[str]:
@@ -147,10 +147,15 @@ class LoadedModel:
         return str(self.card.get("name", self.path.name))
 
     def features_and_logits(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        if self._feature_model is None:
+        if self._infer is None:
+            import tensorflow as tf
+
             m = self.keras_model
-            self._feature_model = keras.Model(m.inputs, [m.get_layer(FEATURES_LAYER).output, m.output])
-        feats, logits = self._feature_model(batch, training=False)
+            both = keras.Model(m.inputs, [m.get_layer(FEATURES_LAYER).output, m.output])
+            # A traced graph instead of eager layer calls: for a model this small, Python overhead is most of
+            # the time (measured by `python -m brainscan bench`).
+            self._infer = tf.function(lambda x: both(x, training=False), reduce_retracing=True)
+        feats, logits = self._infer(np.asarray(batch, np.float32))
         return np.asarray(feats), np.asarray(logits)
 
 
