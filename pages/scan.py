@@ -181,7 +181,8 @@ def results_table(summaries: list[Summary]) -> None:
                        on_click="ignore")
 
 
-def answer_panel(result: Any) -> None:
+def answer_panel(result: Any, limitations: list[str] | None = None) -> None:
+    """The answer; limitations are the model card's measured ones (a reminder is shown when there are any)."""
     p = result.prediction
     with st.container(border=True):
         st.markdown(f"#### {ui.answer_sentence(p.probabilities)}")
@@ -206,6 +207,10 @@ def answer_panel(result: Any) -> None:
                        "(flagged as unfamiliar above 99%).")
         st.caption("Probabilities are calibrated on validation data: see Model and metrics for how reliable "
                    "they are. Not a medical device.")
+        if limitations:
+            st.warning("**Known limitation:** on scans from other hospitals and sequences (for example "
+                       "skull-stripped or FLAIR images) this model often misses tumors; see Model and metrics.",
+                       icon=":material/warning:")
 
 
 def image_controls() -> tuple[str, float, str]:
@@ -284,7 +289,7 @@ def details(access: ModelAccess, summary: Summary) -> None:
         banner.error(f"**{ui.OOD_WARNING}** The answer and the heatmap below are shown for teaching only.",
                      icon=":material/report:")
     with left:
-        answer_panel(result)
+        answer_panel(result, access.model().card.get("limitations"))
     with right:
         images(result, method, opacity, colormap, str(access.model().name))
     scan_details(result)

@@ -288,3 +288,15 @@ def test_unexpected_failure_is_a_friendly_error(model_env, monkeypatch):
     assert not at.exception
     assert any("unexpected problem" in e.value for e in at.error)
     assert "Doe" not in texts(at)
+
+
+def test_measured_limitations_are_shown_with_the_answer(monkeypatch, tiny_model, tmp_path):
+    model_dir = tmp_path / "model"
+    shutil.copytree(tiny_model, model_dir)
+    card = json.loads((model_dir / "card.json").read_text())
+    card["limitations"] = ["On BRATS FLAIR slices tumor vs tumor-free ROC AUC is 0.38."]
+    (model_dir / "card.json").write_text(json.dumps(card))
+    monkeypatch.setenv("BRAINSCAN_MODEL", str(model_dir))
+    at = upload(scan_page(), ("phantom.png", png()))
+    assert not at.exception
+    assert any("Known limitation" in w.value for w in at.warning)
