@@ -28,10 +28,11 @@ __all__ = ["CAM_LABELS", "CAM_METHODS", "Heatmap", "find_target_layer", "heatmap
 def find_target_layer(model: keras.Model) -> str:
     """The last layer whose output is still a spatial map (batch x H x W x C with H, W > 1)."""
     for layer in reversed(model.layers):
-        shape = getattr(layer, "output", None) is not None and layer.output.shape
-        if shape is not None and shape is not False and len(shape) == 4 and (shape[1] or 0) > 1:
-            if isinstance(layer, keras.Model):  # a nested backbone: its output map is the target
-                return layer.name
+        try:
+            shape = layer.output.shape
+        except (AttributeError, ValueError):  # layers without a single symbolic output
+            continue
+        if len(shape) == 4 and (shape[1] or 0) > 1:
             return layer.name
     raise ValueError("The model has no layer with a spatial output, so no CAM can be computed.")
 
