@@ -78,6 +78,8 @@ def check_file(model, path: str, cam: bool = False, cam_method: str = "gradcam",
         result = check_bytes(model, data, os.path.basename(path), cam_method=cam_method if cam else None)
     except ScanError as err:
         return {"file": path, "error": str(err)}
+    except Exception as err:  # noqa: BLE001 - one unusable file must not stop the others or print a traceback
+        return {"file": path, "error": f"This file could not be processed ({type(err).__name__})."}
     out = {"file": path, **{k: v for k, v in result.as_dict().items() if k != "file"}}
     if cam and cam_out and result.heatmap is not None:
         out["cam_overlay"] = write_overlay(result, cam_out, Path(path).stem)
