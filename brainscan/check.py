@@ -87,26 +87,11 @@ def check_file(model, path: str, cam: bool = False, cam_method: str = "gradcam",
 
 
 def write_overlay(result: CheckResult, out_dir: str, stem: str, opacity: float = 0.4) -> str:
-    import cv2
-
-    from brainscan.overlay import gradcam_overlay
+    from brainscan.overlay import gradcam_overlay, to_png
 
     Path(out_dir).mkdir(parents=True, exist_ok=True)
-    img = gradcam_overlay(result.scan.pixels, result.heatmap.original, opacity)
     dest = Path(out_dir) / f"{stem}_{result.heatmap.method.replace('+', 'p')}.png"
-    tmp = dest.with_name(f".{dest.name}.tmp.png")
-    cv2.imwrite(str(tmp), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+    tmp = dest.with_name(f".{dest.name}.tmp")
+    tmp.write_bytes(to_png(gradcam_overlay(result.scan.pixels, result.heatmap.original, opacity)))
     os.replace(tmp, dest)
     return str(dest)
-
-
-def overlay_png(result: CheckResult, opacity: float = 0.4, colormap: str = "jet") -> bytes:
-    """The overlay as PNG bytes (for downloads), built in memory."""
-    import cv2
-
-    from brainscan.overlay import gradcam_overlay
-
-    img = gradcam_overlay(result.scan.pixels, result.heatmap.original, opacity, colormap)
-    ok, buf = cv2.imencode(".png", cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
-    return buf.tobytes() if ok else b""
-

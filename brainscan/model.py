@@ -150,13 +150,17 @@ class LoadedModel:
         if self._infer is None:
             import tensorflow as tf
 
-            m = self.keras_model
-            both = keras.Model(m.inputs, [m.get_layer(FEATURES_LAYER).output, m.output])
+            both = features_and_logits_model(self.keras_model)
             # A traced graph instead of eager layer calls: for a model this small, Python overhead is most of
             # the time (measured by `python -m brainscan bench`).
             self._infer = tf.function(lambda x: both(x, training=False), reduce_retracing=True)
         feats, logits = self._infer(np.asarray(batch, np.float32))
         return np.asarray(feats), np.asarray(logits)
+
+
+def features_and_logits_model(keras_model: keras.Model) -> keras.Model:
+    """The same network with two outputs: pooled features (for the unfamiliar-scan score) and logits."""
+    return keras.Model(keras_model.inputs, [keras_model.get_layer(FEATURES_LAYER).output, keras_model.output])
 
 
 def find_default_model() -> Path:

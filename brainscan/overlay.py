@@ -45,3 +45,12 @@ def peak(cam: np.ndarray) -> tuple[int, int]:
     """(x, y) = (column, row) of the heatmap's maximum."""
     row, col = np.unravel_index(int(np.argmax(np.nan_to_num(cam, nan=-1.0))), cam.shape)
     return int(col), int(row)
+
+
+def to_png(img: np.ndarray) -> bytes:
+    """uint8 grayscale or RGB -> PNG bytes (in memory)."""
+    arr = cv2.cvtColor(img, cv2.COLOR_RGB2BGR) if img.ndim == 3 else img
+    ok, buf = cv2.imencode(".png", arr)
+    if not ok:
+        raise ValueError("PNG encoding failed")
+    return buf.tobytes()

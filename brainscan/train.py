@@ -121,6 +121,7 @@ def _run(cfg: TrainConfig, run_dir: Path) -> dict:
     from brainscan.model import (
         bn_momentum_for,
         build_model,
+        features_and_logits_model,
         fit_temperature,
         mahalanobis,
         ood_stats,
@@ -180,7 +181,7 @@ def _run(cfg: TrainConfig, run_dir: Path) -> dict:
     write_json(run_dir / "history.json", history)
 
     # Calibration and the out-of-distribution reference, both on data the weights never saw.
-    feat_model = keras.Model(model.inputs, [model.get_layer("features").output, model.output])
+    feat_model = features_and_logits_model(model)
 
     def infer(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         f, lg = feat_model.predict(x, batch_size=64, verbose=0)

@@ -22,6 +22,7 @@ import streamlit as st
 
 from brainscan.errors import ModelError
 from brainscan.locate import MODEL_ENV, MODELS_DIR, find_model_dir  # noqa: F401
+from brainscan.overlay import to_png
 
 log = logging.getLogger("brainscan.app")
 
@@ -252,20 +253,11 @@ def shrink(img: np.ndarray, max_side: int) -> np.ndarray:
     return cv2.resize(img, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
 
 
-def png_bytes(img: np.ndarray) -> bytes:
-    """uint8 grayscale or RGB -> PNG bytes (in memory)."""
-    arr = cv2.cvtColor(img, cv2.COLOR_RGB2BGR) if img.ndim == 3 else img
-    ok, buf = cv2.imencode(".png", arr)
-    if not ok:
-        raise ValueError("PNG encoding failed")
-    return buf.tobytes()
-
-
 def thumbnail_url(pixels: np.ndarray, side: int = 72) -> str:
     """A small PNG thumbnail of a [0, 1] image as a data: URL (for st.column_config.ImageColumn)."""
     from brainscan.io import to_uint8
 
-    data = png_bytes(shrink(to_uint8(pixels), side))
+    data = to_png(shrink(to_uint8(pixels), side))
     return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
 
 

@@ -22,7 +22,7 @@ from brainscan import ui
 from brainscan.errors import ModelError
 from brainscan.explain_methods import CAM_LABELS, CAM_METHODS
 from brainscan.io import ScanError, load_scan, to_uint8
-from brainscan.overlay import COLORMAPS, gradcam_overlay
+from brainscan.overlay import COLORMAPS, gradcam_overlay, to_png
 
 log = logging.getLogger("brainscan.app")
 
@@ -241,7 +241,7 @@ def images(result: Any, method: str, opacity: float, colormap: str, model_name: 
                    "A heatmap is not a tumor outline and can highlight the wrong place.")
     stem = Path(scan.name or "scan").stem
     d1, d2 = st.columns(2)
-    d1.download_button("Download the overlay (PNG)", ui.png_bytes(overlay), key="dl_overlay",
+    d1.download_button("Download the overlay (PNG)", to_png(overlay), key="dl_overlay",
                        file_name=f"{stem}_{hm.method.replace('+', 'p')}.png", mime="image/png",
                        icon=":material/download:", on_click="ignore")
     payload = {**result.as_dict(), "model": model_name, "disclaimer": ui.DISCLAIMER.replace("**", "")}
