@@ -36,9 +36,9 @@ def run_bench(model_path: str | None = None, repeats: int = 7, cam_method: str =
     import keras
 
     from brainscan.check import check_bytes
-    from brainscan.explain import heatmap
+    from brainscan.heatmap import heatmap
+    from brainscan.inference import load_model, predict
     from brainscan.io import load_scan
-    from brainscan.model import load_model, predict
     from brainscan.preprocess import prepare
 
     model = load_model(model_path)
@@ -62,7 +62,8 @@ def run_bench(model_path: str | None = None, repeats: int = 7, cam_method: str =
     x = np.random.default_rng(0).random((1, 224, 224, 3), dtype=np.float32)
     result["vgg19_predict_ms"] = round(_median_ms(lambda: vgg_predict(x).numpy(), repeats), 2)
     result["speedup_vs_vgg19"] = round(result["vgg19_predict_ms"] / result["total_ms"], 2)
-    result.update(model=model.name, input_size=model.size, cam_method=cam_method, repeats=repeats,
+    result.update(model=model.name, runtime=model.backend, input_size=model.size, cam_method=cam_method,
+                  repeats=repeats,
                   machine=f"{platform.machine()} {platform.processor() or ''}".strip(), cpu_count=_cpus())
     return result
 
@@ -75,8 +76,8 @@ def _cpus() -> int:
 
 def format_report(r: dict) -> str:
     buf = io.StringIO()
-    print(f"One scan check with {r['model']} ({r['input_size']}px, {r['cam_method']}), median of {r['repeats']} "
-          f"runs on {r['cpu_count']} CPU cores:", file=buf)
+    print(f"One scan check with {r['model']} ({r['input_size']}px, {r['cam_method']}, {r['runtime']} runtime), "
+          f"median of {r['repeats']} runs on {r['cpu_count']} CPU cores:", file=buf)
     for k in ("decode", "preprocess", "predict", "gradcam", "total"):
         print(f"  {k:<11} {r[f'{k}_ms']:9.1f} ms", file=buf)
     print(f"  VGG19 predict alone (224x224x3, weights=None): {r['vgg19_predict_ms']:.1f} ms", file=buf)

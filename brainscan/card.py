@@ -14,7 +14,7 @@ def _num(v, digits: int = 3) -> str:
     return "n/a" if v is None else f"{v:.{digits}f}"
 
 
-def render_markdown(card: dict) -> str:
+def render_markdown(card: dict, files: list[str] | None = None) -> str:
     lines = [f"# Model card: {card.get('name', 'model')}", "",
              "Research and teaching demo, not a medical device.", "",
              "## What it is", "",
@@ -22,6 +22,10 @@ def render_markdown(card: dict) -> str:
              f"input {card.get('input_size')}x{card.get('input_size')} grayscale",
              f"- Classes: {', '.join(card.get('classes', []))}",
              f"- Preprocessing: {card.get('preprocessing')}"]
+    if files:
+        runtime = ("model.tflite through LiteRT, CAMs in closed form from its last feature map"
+                   if "model.tflite" in files else "model.keras through Keras, CAMs through tf-keras-vis")
+        lines.append(f"- Files: {', '.join(files)}; the app and the command line run {runtime}")
     td = card.get("training_data", {})
     sp = card.get("split", {})
     tr = card.get("training", {})
@@ -67,5 +71,6 @@ def write_markdown(model_dir: str | Path) -> Path:
     folder = Path(model_dir)
     card = json.loads((folder / "card.json").read_text())
     out = folder / "MODEL_CARD.md"
-    out.write_text(render_markdown(card))
+    files = [n for n in ("model.keras", "model.tflite", "head.npz") if (folder / n).is_file()]
+    out.write_text(render_markdown(card, files))
     return out

@@ -15,8 +15,8 @@ from brainscan.preprocess import Prepared, prepare
 class CheckResult:
     scan: Scan
     prepared: Prepared
-    prediction: object  # brainscan.model.Prediction
-    heatmap: object | None  # brainscan.explain.Heatmap
+    prediction: object  # brainscan.inference.Prediction
+    heatmap: object | None  # brainscan.heatmap.Heatmap
     timings_ms: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
@@ -33,13 +33,13 @@ class CheckResult:
 
 
 def load_checker(model_path: str | None = None):
-    from brainscan.model import load_model
+    from brainscan.inference import load_model
 
     return load_model(model_path)
 
 
 def check_scan(model, scan: Scan, cam_method: str | None = "gradcam", class_index: int | None = None) -> CheckResult:
-    from brainscan.model import predict
+    from brainscan.inference import predict
 
     t = time.perf_counter()
     prepared = prepare(scan.pixels, model.size)
@@ -48,7 +48,7 @@ def check_scan(model, scan: Scan, cam_method: str | None = "gradcam", class_inde
     t_pred = time.perf_counter()
     hm = None
     if cam_method:
-        from brainscan.explain import heatmap
+        from brainscan.heatmap import heatmap
 
         hm = heatmap(model, prepared, prediction.class_index if class_index is None else class_index, cam_method)
     t_cam = time.perf_counter()

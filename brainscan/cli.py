@@ -63,7 +63,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg = TrainConfig(data=args.data, out=args.out, arch=args.arch, epochs=args.epochs, img_size=args.img_size,
                       weights=args.weights, batch_size=args.batch_size, learning_rate=args.lr,
                       augment=not args.no_augment, seed=args.seed, patience=args.patience, name=args.name or "",
-                      max_images=args.max_images)
+                      max_images=args.max_images, lesions=args.lesions)
     metrics = run(cfg)
     return 0 if metrics else 1  # a stopped run saved no model: scripts must not go on to promote it
 
@@ -97,7 +97,7 @@ def _summary(r: dict) -> str:
 def cmd_external(args: argparse.Namespace) -> int:
     from brainscan.card import write_markdown
     from brainscan.external import attach_to_model, evaluate_brats, evaluate_yes_no
-    from brainscan.model import load_model
+    from brainscan.inference import load_model
 
     model = load_model(args.model)
     result: dict = {}
@@ -122,6 +122,20 @@ def cmd_promote(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export_litert(args: argparse.Namespace) -> int:
+    from brainscan.model import add_lite_files
+
+    if not add_lite_files(args.model):
+        print(f"{args.model}: the network does not end in global pooling and one linear layer; "
+              "it keeps running through Keras.", file=sys.stderr)
+        return 1
+    from brainscan.card import write_markdown
+
+    write_markdown(args.model)
+    print(f"Wrote model.tflite and head.npz into {args.model}")
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from brainscan.bench import format_report, run_bench
 
@@ -142,6 +156,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _Parser(prog="python -m brainscan", description="BrainScan: brain-MRI tumor check (research demo).")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    ex = sub.add_parser("export-litert", help="add model.tflite + head.npz to a model folder (TensorFlow-free runs)")
+    ex.add_argument("model")
+    ex.set_defaults(func=cmd_export_litert)
 
     pr = sub.add_parser("predict", help="classify scans; JSON Lines on stdout")
     pr.add_argument("paths", nargs="+")
@@ -168,6 +186,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--batch-size", type=int, default=32)
     tr.add_argument("--lr", type=float, default=2e-3)
     tr.add_argument("--no-augment", action="store_true")
+    tr.add_argument("--lesions", type=float, default=0.0, metavar="P",
+                    help="paint synthetic lesions into this share of tumor-free training images (0 = off)")
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--patience", type=int, default=6)
     tr.add_argument("--max-images", type=int, default=0, help="cap the training images (quick demos)")

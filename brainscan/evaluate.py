@@ -1,6 +1,6 @@
 """Metrics for a set of predictions (scikit-learn where it has them) and evaluation of a folder.
 
-No TensorFlow at import time: evaluate_folder imports brainscan.model only when called.
+No TensorFlow at import time: evaluate_folder loads a model only when called.
 """
 
 from __future__ import annotations
@@ -96,7 +96,7 @@ def _thin(a: np.ndarray, n: int = 200) -> list[float]:
 def evaluate_folder(data_dir: str, model_path: str | None = None, batch_size: int = 64) -> dict:
     """Metrics of a model on any supported folder layout (all images, every split)."""
     from brainscan import data as data_mod
-    from brainscan.model import load_model
+    from brainscan.inference import load_model
     from brainscan.pipeline import prepare_paths, run_model
 
     ds = data_mod.discover(data_dir)

@@ -1,12 +1,13 @@
-"""Class activation maps with tf-keras-vis, mapped back onto the original image.
+"""Class activation maps with tf-keras-vis, for Keras models (brainscan.model.LoadedModel.cam).
+
+brainscan.headcam computes the same maps in closed form for the LiteRT runtime and is tested against
+these; brainscan.heatmap maps either onto the original image.
 
 Each method is a tiny class over one base; the tf-keras-vis object (which clones the model with
 softmax replaced by a linear output) is built once per model and method, then reused.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import keras
 import numpy as np
@@ -17,12 +18,12 @@ from tf_keras_vis.utils.model_modifiers import ReplaceToLinear
 from tf_keras_vis.utils.scores import CategoricalScore
 
 from brainscan.explain_methods import CAM_LABELS, CAM_METHODS
-from brainscan.overlay import peak
-from brainscan.preprocess import Prepared, to_original
+from brainscan.heatmap import Heatmap, heatmap, normalize_cam
 
 keras.utils.disable_interactive_logging()  # Score-CAM calls predict(); no progress bars in logs
 
-__all__ = ["CAM_LABELS", "CAM_METHODS", "Heatmap", "find_target_layer", "heatmap", "cam_for_input"]
+__all__ = ["CAM_LABELS", "CAM_METHODS", "Heatmap", "find_target_layer", "heatmap", "normalize_cam", "cam_for_input",
+           "raw_cam"]
 
 
 def find_target_layer(model: keras.Model) -> str:
@@ -50,7 +51,10 @@ class CamMethod:
 
     def __call__(self, x: np.ndarray, class_index: int, layer: str) -> np.ndarray:
         channels = int(self.model.get_layer(layer).output.shape[-1])
-        cam = self.visualizer(CategoricalScore([class_index]), x, penultimate_layer=layer, **self.options(channels))
+        # seek_penultimate_conv_layer=False: use exactly this layer. tf-keras-vis would otherwise step back from
+        # an activation layer to the convolution before it, i.e. to the map before BatchNorm and ReLU.
+        cam = self.visualizer(CategoricalScore([class_index]), x, penultimate_layer=layer,
+                              seek_penultimate_conv_layer=False, **self.options(channels))
         return np.asarray(cam[0], dtype=np.float32)
 
     def options(self, channels: int) -> dict:
@@ -87,39 +91,16 @@ def _method(model: keras.Model, method: str, cache: dict | None) -> CamMethod:
     return cache[method]
 
 
-def normalize_cam(cam: np.ndarray) -> np.ndarray:
-    """Scale to [0, 1]; a flat map (no evidence anywhere) stays all zeros instead of dividing by zero."""
-    cam = np.maximum(np.nan_to_num(cam), 0.0)
-    top = float(cam.max())
-    return (cam / top).astype(np.float32) if top > 1e-12 else np.zeros_like(cam, dtype=np.float32)
+def raw_cam(model: keras.Model, x: np.ndarray, class_index: int, method: str = "gradcam",
+            layer: str | None = None, cache: dict | None = None) -> np.ndarray:
+    """Unnormalised CAM at input size for one input (size x size x C), computed by tf-keras-vis."""
+    layer = layer or find_target_layer(model)
+    return _method(model, method, cache)(np.asarray(x, np.float32)[None], class_index, layer)
 
 
 def cam_for_input(model: keras.Model, x: np.ndarray, class_index: int, method: str = "gradcam",
                   layer: str | None = None, cache: dict | None = None) -> np.ndarray:
     """CAM in model space (size x size, [0, 1]) for one input (size x size x C)."""
-    layer = layer or find_target_layer(model)
-    cam = _method(model, method, cache)(np.asarray(x, np.float32)[None], class_index, layer)
-    return normalize_cam(cam)
+    return normalize_cam(raw_cam(model, x, class_index, method, layer, cache))
 
 
-@dataclass
-class Heatmap:
-    method: str
-    class_index: int
-    model_space: np.ndarray  # size x size, [0, 1]
-    original: np.ndarray  # H x W of the original image, [0, 1], zero outside the crop
-    peak: tuple[int, int]  # (x, y) in original pixel coordinates
-
-    @property
-    def empty(self) -> bool:
-        """No visible evidence on the image: the map is (nearly) zero everywhere inside it, e.g. because the
-        evidence lay in the padding around the crop. 0.02 is below what an overlay can show in 8 bits."""
-        return not bool(self.original.max() > 0.02)
-
-
-def heatmap(model, prepared: Prepared, class_index: int, method: str = "gradcam",
-            layer: str | None = None) -> Heatmap:
-    """CAM for a prepared scan and a class, mapped back through the crop box onto the original image."""
-    cam = cam_for_input(model.keras_model, prepared.input, class_index, method, layer, model.cams)
-    original = to_original(cam, prepared.box, prepared.original_shape)
-    return Heatmap(method, class_index, cam, original, peak(original))

@@ -28,8 +28,8 @@ def _tumor_class(probabilities: dict[str, float]) -> str:
 
 def evaluate_brats(root: str, model, cam_method: str = "gradcam", max_per_sequence: int = 0) -> dict:
     """Tumor vs tumor-free per sequence, by patient, and the Grad-CAM pointing game on tumor slices."""
-    from brainscan.explain import heatmap
-    from brainscan.model import predict
+    from brainscan.heatmap import heatmap
+    from brainscan.inference import predict
 
     root_path = Path(root)
     with open(root_path / "labels.csv", newline="") as f:

@@ -7,7 +7,6 @@ statistics for the out-of-distribution score) plus metrics files for the Model p
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -22,8 +21,19 @@ import keras  # noqa: E402
 from keras import layers  # noqa: E402
 
 from brainscan.errors import ModelError  # noqa: E402,F401
+from brainscan.inference import (  # noqa: E402,F401 - TensorFlow-free half, re-exported for callers of this module
+    OOD_THRESHOLD,
+    Prediction,
+    find_default_model,
+    mahalanobis,
+    predict,
+    predict_batch,
+    read_folder,
+    softmax,
+    tumor_probability,
+)
 from brainscan.jsonio import write_json  # noqa: E402
-from brainscan.locate import MODELS_DIR, find_model_dir  # noqa: E402
+from brainscan.lite import HEAD_FILE, LITE_FILE  # noqa: E402
 from brainscan.runs import replace_dir  # noqa: E402,F401 - shared with the run manager
 
 ARCHITECTURES = ("compact", "efficientnetb0", "vgg19")
@@ -127,6 +137,7 @@ class LoadedModel:
     card: dict
     path: Path
     ood: dict[str, np.ndarray] = field(default_factory=dict)
+    backend: str = "keras"
     cams: dict = field(default_factory=dict)  # CAM visualisers per method (brainscan.explain), built on first use
     _infer: object | None = None  # compiled (features, logits) function, built on first use
 
@@ -157,34 +168,32 @@ class LoadedModel:
         feats, logits = self._infer(np.asarray(batch, np.float32))
         return np.asarray(feats), np.asarray(logits)
 
+    def cam(self, x: np.ndarray, class_index: int, method: str = "gradcam", layer: str | None = None) -> np.ndarray:
+        """Unnormalised CAM at input size for one input, through tf-keras-vis (brainscan.explain)."""
+        from brainscan.explain import raw_cam
+
+        return raw_cam(self.keras_model, x, class_index, method, layer, self.cams)
+
 
 def features_and_logits_model(keras_model: keras.Model) -> keras.Model:
     """The same network with two outputs: pooled features (for the unfamiliar-scan score) and logits."""
     return keras.Model(keras_model.inputs, [keras_model.get_layer(FEATURES_LAYER).output, keras_model.output])
 
 
-def find_default_model() -> Path:
-    """$BRAINSCAN_MODEL, else models/default, else the only model folder in models/."""
-    found = find_model_dir()
-    if found is None:
-        raise ModelError(f"No model found in {MODELS_DIR}; train one with `python -m brainscan train`.")
-    return found
-
-
-def load_model(path: str | os.PathLike | None = None) -> LoadedModel:
-    folder = Path(path) if path else find_default_model()
-    if folder.is_file():
-        folder = folder.parent
-    card_path, model_path = folder / "card.json", folder / "model.keras"
-    if not card_path.is_file() or not model_path.is_file():
+def load_keras_model(folder: Path, card: dict, ood: dict[str, np.ndarray]) -> LoadedModel:
+    model_path = folder / "model.keras"
+    if not model_path.is_file():
         raise ModelError(f"{folder} is not a model folder (it needs model.keras and card.json).")
-    card = json.loads(card_path.read_text())
     try:
         km = keras.models.load_model(model_path, compile=False, safe_mode=False)
     except Exception as err:  # noqa: BLE001
         raise ModelError(f"Could not load {model_path}: {err}") from err
-    ood = dict(np.load(folder / "ood.npz")) if (folder / "ood.npz").is_file() else {}
     return LoadedModel(km, card, folder, ood)
+
+
+def load_model(path: str | os.PathLike | None = None) -> LoadedModel:
+    """The Keras model of a folder (for CAMs on any layer, training, export); the app uses inference.load_model."""
+    return load_keras_model(*read_folder(path))
 
 
 def save_model_folder(keras_model: keras.Model, card: dict, folder: str | os.PathLike,
@@ -194,7 +203,9 @@ def save_model_folder(keras_model: keras.Model, card: dict, folder: str | os.Pat
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
     try:
-        inference_only(keras_model).save(tmp / "model.keras")
+        keras_model = inference_only(keras_model)
+        keras_model.save(tmp / "model.keras")
+        export_lite(keras_model, tmp)
         write_json(tmp / "card.json", card)
         if ood:
             np.savez(tmp / "ood.npz", **ood)
@@ -204,6 +215,32 @@ def save_model_folder(keras_model: keras.Model, card: dict, folder: str | os.Pat
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return folder
+
+
+def export_lite(keras_model: keras.Model, folder: Path) -> bool:
+    """Write model.tflite (outputs: last feature map, logits) and head.npz for brainscan.lite.
+
+    Only for the head brainscan's CAM closed forms assume (global average pooling, then one linear
+    layer); checked numerically. Returns False (and writes nothing) for any other network."""
+    import tensorflow as tf
+
+    from brainscan.explain import find_target_layer
+
+    target = keras_model.get_layer(find_target_layer(keras_model))
+    dense = keras_model.layers[-1]
+    if not isinstance(dense, layers.Dense) or dense.activation not in (keras.activations.linear, None):
+        return False
+    two = keras.Model(keras_model.inputs, [target.output, keras_model.output])
+    kernel, bias = (np.asarray(w, np.float32) for w in dense.get_weights())
+    probe = np.random.default_rng(0).random((2, *keras_model.input_shape[1:]), dtype=np.float32)
+    fmap, logits = (np.asarray(t) for t in two([probe], training=False))
+    if kernel.shape[0] != fmap.shape[-1] or not np.allclose(fmap.mean(axis=(1, 2)) @ kernel + bias, logits,
+                                                            atol=1e-3, rtol=1e-3):
+        return False  # something other than pooling + linear sits between the feature map and the logits
+    converter = tf.lite.TFLiteConverter.from_keras_model(two)
+    (folder / LITE_FILE).write_bytes(converter.convert())
+    np.savez(folder / HEAD_FILE, kernel=kernel, bias=bias)
+    return True
 
 
 def inference_only(keras_model: keras.Model) -> keras.Model:
@@ -216,13 +253,6 @@ def inference_only(keras_model: keras.Model) -> keras.Model:
 
 
 # --- calibrated prediction ------------------------------------------------------------------
-
-def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    z = np.asarray(logits, np.float64) / temperature
-    z -= z.max(axis=-1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=-1, keepdims=True)
-
 
 def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     """Temperature minimising the negative log-likelihood on held-out data (Guo et al., 2017)."""
@@ -238,13 +268,6 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     return float(np.exp(res.x))
 
 
-def tumor_probability(probs: np.ndarray, classes: list[str]) -> np.ndarray:
-    probs = np.atleast_2d(probs)
-    if "notumor" in classes:
-        return 1.0 - probs[:, classes.index("notumor")]
-    raise ModelError("The model has no 'notumor' class, so it cannot give a tumor probability.")
-
-
 def ood_stats(features: np.ndarray, labels: np.ndarray, n_classes: int) -> dict[str, np.ndarray]:
     """Class means and a shared precision matrix of the penultimate features (Mahalanobis OOD)."""
     means = np.stack([features[labels == c].mean(axis=0) for c in range(n_classes)])
@@ -254,50 +277,10 @@ def ood_stats(features: np.ndarray, labels: np.ndarray, n_classes: int) -> dict[
     return {"means": means.astype(np.float32), "precision": np.linalg.inv(cov).astype(np.float32)}
 
 
-def mahalanobis(features: np.ndarray, ood: dict[str, np.ndarray]) -> np.ndarray:
-    """Distance of each feature vector to the nearest class mean."""
-    diffs = features[:, None, :] - ood["means"][None]  # n x classes x d
-    d2 = np.einsum("ncd,de,nce->nc", diffs, ood["precision"], diffs)
-    return np.sqrt(np.maximum(d2.min(axis=1), 0.0))
 
 
-@dataclass
-class Prediction:
-    probabilities: dict[str, float]
-    label: str
-    tumor_probability: float
-    ood_score: float | None  # 0..1: share of validation scans closer to the training data; near 1 = unfamiliar
-    out_of_distribution: bool
-    class_index: int
-
-    def as_dict(self) -> dict:
-        return {"label": self.label, "probabilities": self.probabilities,
-                "tumor_probability": self.tumor_probability, "ood_score": self.ood_score,
-                "out_of_distribution": self.out_of_distribution}
-
-
-OOD_THRESHOLD = 0.99  # flag scans further from the training data than 99% of validation scans
-
-
-def predict_batch(model: LoadedModel, inputs: np.ndarray) -> list[Prediction]:
-    """inputs: n x size x size x 1 float32 from brainscan.preprocess.prepare."""
-    feats, logits = model.features_and_logits(np.asarray(inputs, np.float32))
-    probs = softmax(logits, model.temperature)
-    classes = model.classes
-    ptumor = tumor_probability(probs, classes) if "notumor" in classes else np.full(len(probs), np.nan)
-    scores: list[float | None] = [None] * len(probs)
-    if model.ood and "val_distances" in model.ood:
-        ref = np.sort(model.ood["val_distances"])
-        dist = mahalanobis(feats, model.ood)
-        scores = [float(np.searchsorted(ref, d) / len(ref)) for d in dist]
-    out = []
-    for i, p in enumerate(probs):
-        k = int(np.argmax(p))
-        out.append(Prediction({c: float(v) for c, v in zip(classes, p, strict=True)}, classes[k], float(ptumor[i]),
-                              scores[i], bool(scores[i] is not None and scores[i] >= OOD_THRESHOLD), k))
-    return out
-
-
-def predict(model: LoadedModel, model_input: np.ndarray) -> Prediction:
-    """One prepared image (size x size x 1) -> calibrated Prediction."""
-    return predict_batch(model, model_input[None])[0]
+def add_lite_files(folder: str | os.PathLike) -> bool:
+    """Give an existing model folder its LiteRT files (for folders saved before brainscan wrote them)."""
+    folder = Path(folder)
+    model = load_model(folder)
+    return export_lite(model.keras_model, folder)

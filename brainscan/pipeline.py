@@ -43,7 +43,7 @@ def prepare_paths(paths: list[str], size: int, workers: int = 2) -> tuple[np.nda
 
 
 def run_model(model, inputs: np.ndarray, batch_size: int = 64) -> list:
-    from brainscan.model import predict_batch
+    from brainscan.inference import predict_batch
 
     out = []
     for s in range(0, len(inputs), batch_size):

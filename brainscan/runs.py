@@ -36,7 +36,8 @@ MODELS_ENV = "BRAINSCAN_MODELS_DIR"
 ARCHITECTURES = ("compact", "efficientnetb0", "vgg19")  # as in brainscan.model (which imports TensorFlow)
 TERMINAL_STATES = ("finished", "failed", "stopped", "crashed")
 MODEL_FILES = ("model.keras", "card.json")  # required in a promoted folder
-EXTRA_FILES = ("ood.npz", "metrics.json", "history.json", "split.json", "config.json", "external.json")
+EXTRA_FILES = ("model.tflite", "head.npz", "ood.npz", "metrics.json", "history.json", "split.json", "config.json",
+               "external.json")
 ACTIVE_FILE = ".active.json"
 LOCK_FILE = ".lock"
 UPLOADS = "uploads"
@@ -357,7 +358,7 @@ def _remove_partial_model(run_dir: Path) -> None:
     """A run without card.json has no model: drop model files a kill may have left half-moved."""
     if (run_dir / "card.json").is_file():
         return
-    for name in ("model.keras", "ood.npz"):
+    for name in ("model.keras", "model.tflite", "head.npz", "ood.npz"):
         with contextlib.suppress(FileNotFoundError):
             (run_dir / name).unlink()
     for tmp in run_dir.glob(".model-new*"):

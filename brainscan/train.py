@@ -40,12 +40,23 @@ class TrainConfig:
     patience: int = 6
     name: str = ""
     max_images: int = 0  # 0 = all; a cap for quick demos (keeps class balance roughly)
+    lesions: float = 0.0  # share of tumor-free training images given a synthetic lesion (brainscan.lesions)
 
 
 def set_status(run: Path, state: str, **extra) -> None:
     status = read_json(run / "status.json")
     status.update(state=state, updated=time.time(), **extra)
     write_json(run / "status.json", status)
+
+
+def lesion_target(classes: list[str]) -> int | None:
+    """The class a synthetic lesion is labelled with: glioma (intra-axial masses, as in BRATS) or tumor."""
+    if "notumor" not in classes:
+        return None
+    for name in ("glioma", "tumor"):
+        if name in classes:
+            return classes.index(name)
+    return None
 
 
 def _cap(indices: np.ndarray, labels: list[str], cap: int, rng: np.random.Generator) -> np.ndarray:
@@ -117,7 +128,7 @@ def _run(cfg: TrainConfig, run_dir: Path) -> dict:
     import keras
     import tensorflow as tf
 
-    from brainscan import augment
+    from brainscan import augment, lesions
     from brainscan.model import (
         bn_momentum_for,
         build_model,
@@ -136,6 +147,12 @@ def _run(cfg: TrainConfig, run_dir: Path) -> dict:
     class_weight = {i: float(len(y_tr) / (n_classes * max(c, 1))) for i, c in enumerate(counts)}
     train_ds = tf.data.Dataset.from_tensor_slices((x_tr, y_tr)).shuffle(len(x_tr), seed=cfg.seed)
     train_ds = train_ds.batch(cfg.batch_size)
+    lesion_class = lesion_target(classes) if cfg.lesions > 0 else None
+    if lesion_class is not None:
+        notumor = classes.index("notumor")
+        train_ds = train_ds.map(lambda x, y: lesions.add_lesions(x, y, cfg.lesions, notumor, lesion_class),
+                                num_parallel_calls=tf.data.AUTOTUNE)
+        log(f"Synthetic lesions: {cfg.lesions:.0%} of tumor-free training images, labelled {classes[lesion_class]}")
     if cfg.augment:
         train_ds = train_ds.map(lambda x, y: (augment.augment_batch(x), y), num_parallel_calls=tf.data.AUTOTUNE)
     train_ds = train_ds.prefetch(tf.data.AUTOTUNE)
@@ -218,6 +235,7 @@ def _run(cfg: TrainConfig, run_dir: Path) -> dict:
                   **split, "seed": cfg.seed},
         "training": {"epochs_run": len(history.get("loss", [])), "epochs_max": cfg.epochs,
                      "batch_size": cfg.batch_size, "learning_rate": cfg.learning_rate, "augmentation": cfg.augment,
+                     "synthetic_lesions": cfg.lesions,
                      "batchnorm_momentum": bn_momentum,
                      "weights": cfg.weights, "seconds": round(train_s), "machine": f"{platform.machine()}, "
                      f"{os.cpu_count()} CPU cores", "command": " ".join(["python -m brainscan"] + sys.argv[1:])},
@@ -227,8 +245,9 @@ def _run(cfg: TrainConfig, run_dir: Path) -> dict:
     }
     save_model_folder(model, card, run_dir / ".model-new", ood=ood)
     # Move the finished files into the run folder; card.json last marks the folder complete.
-    for fname in ("model.keras", "ood.npz"):
-        os.replace(run_dir / ".model-new" / fname, run_dir / fname)
+    for fname in ("model.keras", "model.tflite", "head.npz", "ood.npz"):
+        if (run_dir / ".model-new" / fname).is_file():
+            os.replace(run_dir / ".model-new" / fname, run_dir / fname)
     os.replace(run_dir / ".model-new" / "card.json", run_dir / "card.json")
     os.rmdir(run_dir / ".model-new")
     set_status(run_dir, "finished", ended=time.time(), seconds=round(time.time() - t0))

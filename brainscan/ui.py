@@ -85,7 +85,8 @@ NO_MODEL = ("No trained model was found. Put a model folder in models/default (s
 class ModelHolder:
     """Loads one model folder in a background thread; shared by every session of the process.
 
-    ``lock`` serialises predictions: the CAM visualisers are cached per model and are not thread-safe.
+    ``lock`` serialises scan checks: a LiteRT interpreter and the Keras fallback's cached CAM visualisers are
+    not thread-safe.
     """
 
     def __init__(self, path: Path):
@@ -145,8 +146,9 @@ def model_holder() -> ModelHolder | None:
     path = find_model_dir()
     if path is None:
         return None
+    files = [path / name for name in ("model.keras", "model.tflite", "card.json") if (path / name).is_file()]
     try:
-        stamp = max((path / name).stat().st_mtime for name in ("model.keras", "card.json"))
+        stamp = max((f.stat().st_mtime for f in files), default=0.0)
     except OSError:
         stamp = 0.0
     return _holder(str(path.resolve()), stamp)

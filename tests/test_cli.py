@@ -121,3 +121,21 @@ def test_bench_json_reports_stages_and_ratio(tiny_model):
     for stage in ("decode", "preprocess", "predict", "gradcam", "total"):
         assert b[f"{stage}_ms"] > 0
     assert b["speedup_vs_vgg19"] == pytest.approx(b["vgg19_predict_ms"] / b["total_ms"], rel=0.01)
+    assert b["runtime"] == "litert"
+
+
+def test_export_litert_adds_the_runtime_files_to_an_older_folder(tiny_model, tmp_path):
+    import shutil
+
+    old = tmp_path / "old-model"
+    shutil.copytree(tiny_model, old)
+    for name in ("model.tflite", "head.npz"):
+        (old / name).unlink()
+    before = brainscan("predict", str(write_phantom(tmp_path / "a.png")), model=str(old))
+    assert before.returncode == 0, before.stderr  # runs through Keras meanwhile
+    r = brainscan("export-litert", str(old))
+    assert r.returncode == 0, r.stderr
+    assert (old / "model.tflite").is_file() and (old / "head.npz").is_file()
+    after = brainscan("predict", str(tmp_path / "a.png"), model=str(old))
+    p_before, p_after = json.loads(before.stdout)["probabilities"], json.loads(after.stdout)["probabilities"]
+    assert p_after == pytest.approx(p_before, abs=1e-4)

@@ -20,9 +20,29 @@ def card() -> dict:
 
 
 def test_model_folder_is_complete_and_small():
-    for name in ("model.keras", "card.json", "ood.npz", "metrics.json", "history.json", "split.json", "MODEL_CARD.md"):
+    for name in ("model.keras", "model.tflite", "head.npz", "card.json", "ood.npz", "metrics.json", "history.json",
+                 "split.json", "MODEL_CARD.md"):
         assert (MODEL / name).is_file(), name
     assert (MODEL / "model.keras").stat().st_size <= 10 * 1024 * 1024
+    assert (MODEL / "model.tflite").stat().st_size <= 10 * 1024 * 1024
+
+
+@pytest.mark.slow
+def test_litert_runtime_answers_like_keras_on_the_sample_images():
+    """The app runs the shipped model through LiteRT; its answers and heatmaps must be Keras's."""
+    from brainscan.heatmap import normalize_cam
+    from brainscan.inference import load_model
+    from brainscan.io import load_scan
+    from brainscan.preprocess import prepare
+
+    lite, keras_model = load_model(MODEL, backend="litert"), load_model(MODEL, backend="keras")
+    for path in sorted((ROOT / "sample_images").glob("*.png")):
+        x = prepare(load_scan(path.read_bytes(), path.name).pixels, lite.size).input
+        np.testing.assert_allclose(lite.features_and_logits(x[None])[1], keras_model.features_and_logits(x[None])[1],
+                                   atol=1e-3)
+        for method in ("gradcam", "gradcam++"):
+            expected = normalize_cam(keras_model.cam(x, 0, method))
+            np.testing.assert_allclose(normalize_cam(lite.cam(x, 0, method)), expected, atol=1e-3)
 
 
 def test_card_says_what_it_was_trained_on_and_scored():

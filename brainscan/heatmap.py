@@ -1,0 +1,46 @@
+"""A CAM mapped back onto the original image: works with any model that has ``cam()`` (LiteRT or Keras).
+
+No TensorFlow here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from brainscan.explain_methods import CAM_METHODS
+from brainscan.overlay import peak
+from brainscan.preprocess import Prepared, to_original
+
+
+def normalize_cam(cam: np.ndarray) -> np.ndarray:
+    """Scale to [0, 1]; a flat map (no evidence anywhere) stays all zeros instead of dividing by zero."""
+    cam = np.maximum(np.nan_to_num(cam), 0.0)
+    top = float(cam.max())
+    return (cam / top).astype(np.float32) if top > 1e-12 else np.zeros_like(cam, dtype=np.float32)
+
+
+@dataclass
+class Heatmap:
+    method: str
+    class_index: int
+    model_space: np.ndarray  # size x size, [0, 1]
+    original: np.ndarray  # H x W of the original image, [0, 1], zero outside the crop
+    peak: tuple[int, int]  # (x, y) in original pixel coordinates
+
+    @property
+    def empty(self) -> bool:
+        """No visible evidence on the image: the map is (nearly) zero everywhere inside it, e.g. because the
+        evidence lay in the padding around the crop. 0.02 is below what an overlay can show in 8 bits."""
+        return not bool(self.original.max() > 0.02)
+
+
+def heatmap(model, prepared: Prepared, class_index: int, method: str = "gradcam",
+            layer: str | None = None) -> Heatmap:
+    """CAM for a prepared scan and a class, mapped back through the crop box onto the original image."""
+    if method not in CAM_METHODS:
+        raise ValueError(f"Unknown CAM method {method!r}; choose one of {', '.join(CAM_METHODS)}.")
+    cam = normalize_cam(model.cam(np.asarray(prepared.input, np.float32), class_index, method, layer))
+    original = to_original(cam, prepared.box, prepared.original_shape)
+    return Heatmap(method, class_index, cam, original, peak(original))

@@ -1,0 +1,126 @@
+"""Calibrated prediction and loading a model folder, without importing TensorFlow.
+
+``load_model`` runs a folder through LiteRT when it has ``model.tflite`` (brainscan.lite) and falls
+back to Keras (brainscan.model, which imports TensorFlow) when it does not or when asked to.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from brainscan.errors import ModelError
+from brainscan.locate import MODELS_DIR, find_model_dir
+
+BACKENDS = ("auto", "litert", "keras")
+
+
+def find_default_model() -> Path:
+    """$BRAINSCAN_MODEL, else models/default, else the only model folder in models/."""
+    found = find_model_dir()
+    if found is None:
+        raise ModelError(f"No model found in {MODELS_DIR}; train one with `python -m brainscan train`.")
+    return found
+
+
+def read_folder(path: str | os.PathLike | None) -> tuple[Path, dict, dict[str, np.ndarray]]:
+    """(folder, card, ood statistics) of a model folder; the default model when path is None."""
+    folder = Path(path) if path else find_default_model()
+    if folder.is_file():
+        folder = folder.parent
+    card_path = folder / "card.json"
+    if not card_path.is_file():
+        raise ModelError(f"{folder} is not a model folder (it needs card.json and model.keras or model.tflite).")
+    try:
+        card = json.loads(card_path.read_text())
+        ood = dict(np.load(folder / "ood.npz")) if (folder / "ood.npz").is_file() else {}
+    except (OSError, ValueError) as err:
+        raise ModelError(f"Could not read the model folder {folder}: {err}") from err
+    return folder, card, ood
+
+
+def load_model(path: str | os.PathLike | None = None, backend: str = "auto"):
+    """A model folder ready to predict: LiteModel (no TensorFlow) where possible, else Keras' LoadedModel."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}")
+    folder, card, ood = read_folder(path)
+    from brainscan.lite import has_lite_files, load_lite
+
+    if backend != "keras" and has_lite_files(folder):
+        try:
+            return load_lite(folder, card, ood)
+        except ModelError:
+            if backend == "litert":
+                raise
+    elif backend == "litert":
+        raise ModelError(f"{folder} has no {'model.tflite'}; save it again with brainscan to add one.")
+    from brainscan.model import load_keras_model
+
+    return load_keras_model(folder, card, ood)
+
+
+def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    z = np.asarray(logits, np.float64) / temperature
+    z -= z.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def tumor_probability(probs: np.ndarray, classes: list[str]) -> np.ndarray:
+    probs = np.atleast_2d(probs)
+    if "notumor" in classes:
+        return 1.0 - probs[:, classes.index("notumor")]
+    raise ModelError("The model has no 'notumor' class, so it cannot give a tumor probability.")
+
+
+def mahalanobis(features: np.ndarray, ood: dict[str, np.ndarray]) -> np.ndarray:
+    """Distance of each feature vector to the nearest class mean."""
+    diffs = features[:, None, :] - ood["means"][None]  # n x classes x d
+    d2 = np.einsum("ncd,de,nce->nc", diffs, ood["precision"], diffs)
+    return np.sqrt(np.maximum(d2.min(axis=1), 0.0))
+
+
+@dataclass
+class Prediction:
+    probabilities: dict[str, float]
+    label: str
+    tumor_probability: float
+    ood_score: float | None  # 0..1: share of validation scans closer to the training data; near 1 = unfamiliar
+    out_of_distribution: bool
+    class_index: int
+
+    def as_dict(self) -> dict:
+        return {"label": self.label, "probabilities": self.probabilities,
+                "tumor_probability": self.tumor_probability, "ood_score": self.ood_score,
+                "out_of_distribution": self.out_of_distribution}
+
+
+OOD_THRESHOLD = 0.99  # flag scans further from the training data than 99% of validation scans
+
+
+def predict_batch(model, inputs: np.ndarray) -> list[Prediction]:
+    """inputs: n x size x size x 1 float32 from brainscan.preprocess.prepare; model: a LiteModel or LoadedModel."""
+    feats, logits = model.features_and_logits(np.asarray(inputs, np.float32))
+    probs = softmax(logits, model.temperature)
+    classes = model.classes
+    ptumor = tumor_probability(probs, classes) if "notumor" in classes else np.full(len(probs), np.nan)
+    scores: list[float | None] = [None] * len(probs)
+    if model.ood and "val_distances" in model.ood:
+        ref = np.sort(model.ood["val_distances"])
+        dist = mahalanobis(feats, model.ood)
+        scores = [float(np.searchsorted(ref, d) / len(ref)) for d in dist]
+    out = []
+    for i, p in enumerate(probs):
+        k = int(np.argmax(p))
+        out.append(Prediction({c: float(v) for c, v in zip(classes, p, strict=True)}, classes[k], float(ptumor[i]),
+                              scores[i], bool(scores[i] is not None and scores[i] >= OOD_THRESHOLD), k))
+    return out
+
+
+def predict(model, model_input: np.ndarray) -> Prediction:
+    """One prepared image (size x size x 1) -> calibrated Prediction."""
+    return predict_batch(model, model_input[None])[0]
