@@ -42,17 +42,20 @@ def render_markdown(card: dict, files: list[str] | None = None) -> str:
               f"- Command: `{tr.get('command')}`"]
     cal = card.get("calibration", {})
     lines += ["", "## Scores", "",
-              "| set | n | accuracy | tumor ROC AUC | sensitivity at 95% specificity | ECE |",
-              "|---|---|---|---|---|---|"]
+              "| set | n | accuracy | tumor ROC AUC | sensitivity at 95% specificity | ECE | flagged unfamiliar |",
+              "|---|---|---|---|---|---|---|"]
     names = {"test_dedup": "deduplicated test (headline)", "official_test": "official Testing (leaky)",
              "val": "validation"}
     for key in ("test_dedup", "official_test", "val"):
         s = card.get("scores", {}).get(key)
         if s:
             lines.append(f"| {names[key]} | {s['n']} | {_pct(s['accuracy'])} | {_num(s.get('tumor_roc_auc'))} | "
-                         f"{_pct(s.get('sensitivity_at_95_specificity'))} | {_num(s['ece'])} |")
+                         f"{_pct(s.get('sensitivity_at_95_specificity'))} | {_num(s['ece'])} | "
+                         f"{_pct(s.get('flagged_unfamiliar'))} |")
     lines += ["", f"Calibration: temperature {_num(cal.get('temperature'))} fitted on the validation split; ECE on the "
                   f"deduplicated test set {_num(cal.get('ece_before'))} before, {_num(cal.get('ece_after'))} after."]
+    if card.get("unfamiliar_check"):
+        lines += ["", f"Unfamiliar-scan check: {card['unfamiliar_check']}."]
     ext = card.get("external", {})
     if ext:
         lines += ["", "## Other sources (never trained on)", "",

@@ -111,6 +111,13 @@ def cmd_external(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_familiarity(args: argparse.Namespace) -> int:
+    from brainscan.familiarity import refit_model_folder
+
+    print(json.dumps(refit_model_folder(args.model, args.data), indent=2))
+    return 0
+
+
 def cmd_promote(args: argparse.Namespace) -> int:
     from brainscan.card import write_markdown
     from brainscan.runs import promote
@@ -156,6 +163,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _Parser(prog="python -m brainscan", description="BrainScan: brain-MRI tumor check (research demo).")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    fa = sub.add_parser("familiarity", help="fit the pixel familiarity check of a model folder from its split")
+    fa.add_argument("model")
+    fa.add_argument("--data", required=True, help="the dataset folder the model was trained on")
+    fa.set_defaults(func=cmd_familiarity)
 
     ex = sub.add_parser("export-litert", help="add model.tflite + head.npz to a model folder (TensorFlow-free runs)")
     ex.add_argument("model")

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from brainscan import familiarity
 from brainscan.errors import ModelError
 from brainscan.locate import MODELS_DIR, find_model_dir
 
@@ -89,7 +90,8 @@ class Prediction:
     probabilities: dict[str, float]
     label: str
     tumor_probability: float
-    ood_score: float | None  # 0..1: share of validation scans closer to the training data; near 1 = unfamiliar
+    ood_score: float | None  # 0..1: share of validation scans that look more ordinary, on the feature check
+    # (Mahalanobis) or the pixel check (brainscan.familiarity), whichever is higher; near 1 = unfamiliar
     out_of_distribution: bool
     class_index: int
 
@@ -102,17 +104,26 @@ class Prediction:
 OOD_THRESHOLD = 0.99  # flag scans further from the training data than 99% of validation scans
 
 
+def ood_percentiles(feats: np.ndarray, inputs: np.ndarray, ood: dict) -> np.ndarray | None:
+    """Per scan, the share of validation scans that look more ordinary on the feature check (Mahalanobis)
+    or the pixel check (brainscan.familiarity), whichever is higher; None when the model has neither."""
+    checks = []
+    if ood and "val_distances" in ood:
+        ref = np.sort(ood["val_distances"])
+        checks.append(np.searchsorted(ref, mahalanobis(feats, ood)) / len(ref))
+    if ood and familiarity.has_stats(ood):
+        checks.append(familiarity.percentiles(np.asarray(inputs, np.float32), ood))
+    return np.max(checks, axis=0) if checks else None
+
+
 def predict_batch(model, inputs: np.ndarray) -> list[Prediction]:
     """inputs: n x size x size x 1 float32 from brainscan.preprocess.prepare; model: a LiteModel or LoadedModel."""
     feats, logits = model.features_and_logits(np.asarray(inputs, np.float32))
     probs = softmax(logits, model.temperature)
     classes = model.classes
     ptumor = tumor_probability(probs, classes) if "notumor" in classes else np.full(len(probs), np.nan)
-    scores: list[float | None] = [None] * len(probs)
-    if model.ood and "val_distances" in model.ood:
-        ref = np.sort(model.ood["val_distances"])
-        dist = mahalanobis(feats, model.ood)
-        scores = [float(np.searchsorted(ref, d) / len(ref)) for d in dist]
+    unusual = ood_percentiles(feats, inputs, model.ood)
+    scores: list[float | None] = [None] * len(probs) if unusual is None else [float(v) for v in unusual]
     out = []
     for i, p in enumerate(probs):
         k = int(np.argmax(p))

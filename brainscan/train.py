@@ -22,6 +22,10 @@ from brainscan.evaluate import classification_metrics
 from brainscan.jsonio import read_json, write_json
 from brainscan.pipeline import prepare_paths
 
+UNFAMILIAR_CHECK = ("a scan is flagged when it looks less ordinary than 99% of the validation scans on either "
+                    "the network's pooled features (Mahalanobis distance to the nearest class mean) or its pixels "
+                    "(24x24 thumbnail against 32 principal components of the training images)")
+
 
 @dataclass
 class TrainConfig:
@@ -128,7 +132,8 @@ def _run(cfg: TrainConfig, run_dir: Path) -> dict:
     import keras
     import tensorflow as tf
 
-    from brainscan import augment, lesions
+    from brainscan import augment, familiarity, lesions
+    from brainscan.inference import OOD_THRESHOLD, ood_percentiles
     from brainscan.model import (
         bn_momentum_for,
         build_model,
@@ -209,14 +214,16 @@ def _run(cfg: TrainConfig, run_dir: Path) -> dict:
     f_tr, _ = infer(x_tr)
     ood = ood_stats(f_tr, y_tr, n_classes)
     ood["val_distances"] = mahalanobis(f_val, ood).astype(np.float32)
+    ood.update(familiarity.fit(x_tr, x_val))
 
     metrics: dict = {"classes": classes, "temperature": temperature, "split": split}
     for name, (x, y) in arrays.items():
         if name == "train":
             continue
-        logits = infer(x)[1]
+        feats, logits = infer(x)
         m = classification_metrics(y, softmax(logits, temperature), classes)
         m["ece_uncalibrated"] = classification_metrics(y, softmax(logits, 1.0), classes)["ece"]
+        m["flagged_unfamiliar"] = float(np.mean(ood_percentiles(feats, x, ood) >= OOD_THRESHOLD))
         metrics[name] = m
         log(f"{name}: accuracy {m['accuracy']:.4f}, ECE {m['ece_uncalibrated']:.4f} -> {m['ece']:.4f}"
             + (f", tumor AUC {m['tumor_vs_notumor'].get('roc_auc', float('nan')):.4f}"
@@ -242,6 +249,7 @@ def _run(cfg: TrainConfig, run_dir: Path) -> dict:
         "calibration": {"method": "temperature scaling fitted on the validation split", "temperature": temperature,
                         "ece_before": headline["ece_uncalibrated"], "ece_after": headline["ece"]},
         "scores": {k: _card_scores(v) for k, v in metrics.items() if isinstance(v, dict) and "accuracy" in v},
+        "unfamiliar_check": UNFAMILIAR_CHECK,
     }
     save_model_folder(model, card, run_dir / ".model-new", ood=ood)
     # Move the finished files into the run folder; card.json last marks the folder complete.
@@ -256,7 +264,8 @@ def _run(cfg: TrainConfig, run_dir: Path) -> dict:
 
 
 def _card_scores(m: dict) -> dict:
-    out = {"n": m["n"], "accuracy": m["accuracy"], "ece": m["ece"], "ece_uncalibrated": m.get("ece_uncalibrated")}
+    out = {"n": m["n"], "accuracy": m["accuracy"], "ece": m["ece"], "ece_uncalibrated": m.get("ece_uncalibrated"),
+           "flagged_unfamiliar": m.get("flagged_unfamiliar")}
     tv = m.get("tumor_vs_notumor", {})
     if "roc_auc" in tv:
         out["tumor_roc_auc"] = tv["roc_auc"]

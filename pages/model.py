@@ -77,9 +77,12 @@ def model_card(card: dict, path: Path) -> None:
                  "Accuracy": ui.fmt_number(s.get("accuracy"), "pct"),
                  "Tumor ROC AUC": ui.fmt_number(s.get("tumor_roc_auc")),
                  "Sensitivity at 95% specificity": ui.fmt_number(s.get("sensitivity_at_95_specificity"), "pct"),
-                 "Calibration error (ECE)": ui.fmt_number(s.get("ece"))}
+                 "Calibration error (ECE)": ui.fmt_number(s.get("ece")),
+                 "Flagged unfamiliar": ui.fmt_number(s.get("flagged_unfamiliar"), "pct")}
                 for k, s in sorted(scores.items(), key=lambda kv: list(SPLITS).index(kv[0]) if kv[0] in SPLITS else 9)]
         st.dataframe(pd.DataFrame(rows), hide_index=True)
+    if card.get("unfamiliar_check"):
+        st.caption(f"Unfamiliar-scan check: {card['unfamiliar_check']}.")
     external = card.get("external")
     if isinstance(external, dict) and external:
         st.markdown("**On data from other sources** (never seen in training)")

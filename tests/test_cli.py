@@ -139,3 +139,18 @@ def test_export_litert_adds_the_runtime_files_to_an_older_folder(tiny_model, tmp
     after = brainscan("predict", str(tmp_path / "a.png"), model=str(old))
     p_before, p_after = json.loads(before.stdout)["probabilities"], json.loads(after.stdout)["probabilities"]
     assert p_after == pytest.approx(p_before, abs=1e-4)
+
+
+def test_familiarity_refits_the_pixel_check_of_a_model_folder(tiny_model, tiny_dataset, tmp_path):
+    import shutil
+
+    folder = tmp_path / "m"
+    shutil.copytree(tiny_model, folder)
+    before = dict(np.load(folder / "ood.npz"))
+    r = brainscan("familiarity", str(folder), "--data", tiny_dataset)
+    assert r.returncode == 0, r.stderr
+    report = json.loads(r.stdout)
+    assert report["train"] > 0 and 0.0 <= report["test_dedup_flagged"] <= 1.0
+    after = dict(np.load(folder / "ood.npz"))
+    assert set(after) == set(before)  # same checks, refitted; the feature check is kept as it was
+    np.testing.assert_array_equal(after["val_distances"], before["val_distances"])
