@@ -205,7 +205,15 @@ def save_model_folder(keras_model: keras.Model, card: dict, folder: str | os.Pat
     try:
         keras_model = inference_only(keras_model)
         keras_model.save(tmp / "model.keras")
-        export_lite(keras_model, tmp)
+        try:
+            export_lite(keras_model, tmp)
+        except Exception as err:  # noqa: BLE001 - the Keras model is complete; it just runs through Keras
+            import logging
+
+            logging.getLogger(__name__).warning("No LiteRT export (%s); the folder runs through Keras.",
+                                                type(err).__name__)
+            for name in (LITE_FILE, HEAD_FILE):
+                (tmp / name).unlink(missing_ok=True)
         write_json(tmp / "card.json", card)
         if ood:
             np.savez(tmp / "ood.npz", **ood)

@@ -126,3 +126,17 @@ def test_a_scan_check_on_litert_never_imports_tensorflow(tiny_model):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().endswith("ok")
+
+
+def test_a_failed_litert_export_still_saves_a_complete_keras_folder(tiny_model, tmp_path, monkeypatch):
+    from brainscan import model as model_mod
+    from brainscan.inference import load_model
+
+    def broken(*_):
+        raise RuntimeError("converter crashed")
+
+    monkeypatch.setattr(model_mod, "export_lite", broken)
+    loaded = model_mod.load_model(tiny_model)
+    out = model_mod.save_model_folder(loaded.keras_model, loaded.card, tmp_path / "m")
+    assert (out / "model.keras").is_file() and not (out / "model.tflite").exists()
+    assert load_model(out).backend == "keras"
