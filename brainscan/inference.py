@@ -20,6 +20,29 @@ from brainscan.locate import MODELS_DIR, find_model_dir
 BACKENDS = ("auto", "litert", "keras")
 
 
+class CardFields:
+    """What both model kinds (LiteModel, Keras LoadedModel) read from their card."""
+
+    card: dict
+    path: Path
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.card["classes"])
+
+    @property
+    def size(self) -> int:
+        return int(self.card["input_size"])
+
+    @property
+    def temperature(self) -> float:
+        return float(self.card.get("calibration", {}).get("temperature", 1.0))
+
+    @property
+    def name(self) -> str:
+        return str(self.card.get("name", self.path.name))
+
+
 def find_default_model() -> Path:
     """$BRAINSCAN_MODEL, else models/default, else the only model folder in models/."""
     found = find_model_dir()

@@ -17,6 +17,7 @@ import numpy as np
 
 from brainscan import headcam
 from brainscan.errors import ModelError
+from brainscan.inference import CardFields
 
 LITE_FILE = "model.tflite"
 HEAD_FILE = "head.npz"
@@ -28,7 +29,7 @@ def has_lite_files(folder: Path) -> bool:
 
 
 @dataclass
-class LiteModel:
+class LiteModel(CardFields):
     interpreter: object
     card: dict
     path: Path
@@ -37,22 +38,6 @@ class LiteModel:
     backend: str = "litert"
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _batch: int = 1
-
-    @property
-    def classes(self) -> list[str]:
-        return list(self.card["classes"])
-
-    @property
-    def size(self) -> int:
-        return int(self.card["input_size"])
-
-    @property
-    def temperature(self) -> float:
-        return float(self.card.get("calibration", {}).get("temperature", 1.0))
-
-    @property
-    def name(self) -> str:
-        return str(self.card.get("name", self.path.name))
 
     def feature_map_and_logits(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """batch: n x size x size x C float32 -> (n x h x w x K feature maps, n x classes logits)."""

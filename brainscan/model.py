@@ -23,6 +23,7 @@ from keras import layers  # noqa: E402
 from brainscan.errors import ModelError  # noqa: E402,F401
 from brainscan.inference import (  # noqa: E402,F401 - TensorFlow-free half, re-exported for callers of this module
     OOD_THRESHOLD,
+    CardFields,
     Prediction,
     find_default_model,
     mahalanobis,
@@ -132,7 +133,7 @@ def build_model(arch: str, size: int, n_classes: int, weights: str | None = None
 # --- the model folder ------------------------------------------------------------------------
 
 @dataclass
-class LoadedModel:
+class LoadedModel(CardFields):
     keras_model: keras.Model
     card: dict
     path: Path
@@ -140,22 +141,6 @@ class LoadedModel:
     backend: str = "keras"
     cams: dict = field(default_factory=dict)  # CAM visualisers per method (brainscan.explain), built on first use
     _infer: object | None = None  # compiled (features, logits) function, built on first use
-
-    @property
-    def classes(self) -> list[str]:
-        return list(self.card["classes"])
-
-    @property
-    def size(self) -> int:
-        return int(self.card["input_size"])
-
-    @property
-    def temperature(self) -> float:
-        return float(self.card.get("calibration", {}).get("temperature", 1.0))
-
-    @property
-    def name(self) -> str:
-        return str(self.card.get("name", self.path.name))
 
     def features_and_logits(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if self._infer is None:
