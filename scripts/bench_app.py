@@ -19,29 +19,18 @@ import json
 import os
 import platform
 import re
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
+from brainscan.appserver import CHROMIUM, CHROMIUM_ARGS, start_server, stop_server, wait_healthy  # noqa: E402
+
 PREDICTION = "The model thinks this scan most likely shows"
 HEATMAP = 'img[alt="Heatmap overlay on the scan"]'
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def memory(pid: int) -> dict[str, float]:
@@ -93,24 +82,18 @@ def main() -> int:
     ap.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for any step")
     args = ap.parse_args()
 
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     if (ROOT / "models" / "default" / "card.json").is_file():
-        env.pop("BRAINSCAN_MODEL", None)
+        os.environ.pop("BRAINSCAN_MODEL", None)  # the server inherits this process's environment
         model = "models/default"
     else:
-        model = args.model or env.get("BRAINSCAN_MODEL")
+        model = args.model or os.environ.get("BRAINSCAN_MODEL")
         if not model:
             print("No models/default and no --model / $BRAINSCAN_MODEL given.", file=sys.stderr)
             return 2
-        env["BRAINSCAN_MODEL"] = model
+        os.environ["BRAINSCAN_MODEL"] = model
 
     from playwright.sync_api import sync_playwright
 
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    cmd = [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.headless", "true",
-           "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false",
-           "--server.fileWatcherType", "none"]
     result: dict[str, object] = {"model": model, "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores",
                                  "load_average_at_start": [round(x, 2) for x in os.getloadavg()]}
     with sync_playwright() as p:
@@ -118,19 +101,9 @@ def main() -> int:
         page = browser.new_page(viewport={"width": 1366, "height": 900})
         page.set_default_timeout(args.timeout * 1000)
         t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                start_new_session=True)
+        proc, url, log = start_server()
         try:
-            deadline = time.monotonic() + args.timeout
-            while True:
-                try:
-                    with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as resp:
-                        if resp.status == 200:
-                            break
-                except OSError:
-                    if proc.poll() is not None or time.monotonic() > deadline:
-                        raise RuntimeError("streamlit did not start") from None
-                    time.sleep(0.05)
+            wait_healthy(url, proc, args.timeout, poll=0.05)
             result["server_healthy_s"] = round(time.perf_counter() - t0, 2)
             page.goto(url)
             page.get_by_role("heading", name="BrainScan", exact=True).wait_for()
@@ -147,12 +120,7 @@ def main() -> int:
             result["memory_after_scans"] = memory(proc.pid)
         finally:
             browser.close()
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-                try:
-                    proc.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
+            stop_server(proc, log)
     print(json.dumps(result, indent=2))
     return 0
 

@@ -3,69 +3,15 @@
 from __future__ import annotations
 
 import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from brainscan.appserver import CHROMIUM, CHROMIUM_ARGS, screenshot, start_server, stop_server, wait_healthy
+
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
 SCREENSHOTS = ROOT / "artifacts" / "screenshots"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_healthy(url: str, proc: subprocess.Popen, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"streamlit exited with status {proc.returncode}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise TimeoutError(f"{url} did not become healthy in {timeout:.0f} s")
-
-
-def start_server(model_dir: str | None, port: int | None = None, log_path: Path | None = None) -> tuple:
-    """Start `streamlit run streamlit_app.py` on 127.0.0.1; returns (process, base url, log file)."""
-    port = port or free_port()
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    if model_dir:
-        env["BRAINSCAN_MODEL"] = model_dir
-    cmd = [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.headless", "true",
-           "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false",
-           "--server.fileWatcherType", "none"]
-    log = open(log_path, "w") if log_path else subprocess.DEVNULL  # closed in stop_server
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    return proc, f"http://127.0.0.1:{port}", log
-
-
-def stop_server(proc: subprocess.Popen, log) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-    if log not in (None, subprocess.DEVNULL):
-        log.close()
 
 
 @pytest.fixture(scope="session")
@@ -80,7 +26,7 @@ def chromium_path() -> str:
 @pytest.fixture(scope="session")
 def app_url(tiny_model, tmp_path_factory) -> Iterator[str]:
     log_path = tmp_path_factory.mktemp("streamlit") / "server.log"
-    proc, url, log = start_server(tiny_model, log_path=log_path)
+    proc, url, log = start_server({"BRAINSCAN_MODEL": tiny_model}, log_path=log_path)
     try:
         wait_healthy(url, proc, timeout=120)
         yield url
@@ -117,14 +63,3 @@ def shoot():
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     return lambda page, name: screenshot(page, SCREENSHOTS / name)
 
-
-def screenshot(page, path: Path) -> None:
-    """Screenshot of the whole app. Streamlit scrolls inside its main container, so full_page alone would cut
-    the page at the viewport: grow the viewport to the content height first."""
-    size = page.viewport_size
-    height = page.evaluate("Math.max(...[...document.querySelectorAll('[data-testid=stMain], "
-                           "[data-testid=stAppViewContainer]')].map(e => e.scrollHeight), 600)")
-    page.set_viewport_size({"width": size["width"], "height": min(int(height) + 40, 8000)})
-    page.wait_for_timeout(400)
-    page.screenshot(path=str(path))
-    page.set_viewport_size(size)

@@ -5,42 +5,17 @@ Screenshots go to artifacts/screenshots/train_*.png.
 
 from __future__ import annotations
 
-import os
 import re
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from brainscan.appserver import CHROMIUM_ARGS, start_server, stop_server, wait_healthy
+
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
-SHOTS = ROOT / "artifacts" / "screenshots"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
-
-
-def shoot(page, name: str) -> None:
-    """A screenshot of the whole app: Streamlit scrolls inside stMain, so grow the viewport to its height."""
-    size = page.viewport_size
-    height = page.evaluate("Math.max(...[...document.querySelectorAll('[data-testid=stMain], "
-                           "[data-testid=stAppViewContainer]')].map(e => e.scrollHeight), 800)")
-    page.set_viewport_size({"width": size["width"], "height": min(int(height) + 40, 6000)})
-    page.wait_for_timeout(500)
-    page.screenshot(path=str(SHOTS / name))
-    page.set_viewport_size(size)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -51,31 +26,16 @@ def dataset(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory) -> Iterator[tuple[str, Path]]:
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is not installed")
+def server(tmp_path_factory, chromium_path) -> Iterator[tuple[str, Path]]:
     tmp = tmp_path_factory.mktemp("e2e-train")
-    port = _free_port()
-    app = "streamlit_app.py" if (ROOT / "streamlit_app.py").is_file() else "pages/train.py"
-    env = dict(os.environ, BRAINSCAN_RUNS_DIR=str(tmp / "runs"), BRAINSCAN_MODELS_DIR=str(tmp / "models"),
-               PYTHONPATH=str(ROOT))
-    log = open(tmp / "streamlit.log", "wb")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", app, "--server.headless", "true",
-                             "--server.address", "127.0.0.1", "--server.port", str(port),
-                             "--browser.gatherUsageStats", "false"], cwd=ROOT, env=env, stdout=log,
-                            stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as r:
-                if r.read().strip() == b"ok":
-                    break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        proc.terminate()
-        pytest.fail("streamlit did not start:\n" + (tmp / "streamlit.log").read_text()[-3000:])
+    env = {"BRAINSCAN_RUNS_DIR": str(tmp / "runs"), "BRAINSCAN_MODELS_DIR": str(tmp / "models"),
+           "PYTHONPATH": str(ROOT)}
+    proc, base, log = start_server(env, log_path=tmp / "streamlit.log")
+    try:
+        wait_healthy(base, proc, timeout=90)
+    except (RuntimeError, TimeoutError) as err:
+        stop_server(proc, log)
+        pytest.fail(f"streamlit did not start ({err}):\n" + (tmp / "streamlit.log").read_text()[-3000:])
     try:
         yield base, tmp
     finally:
@@ -84,27 +44,19 @@ def server(tmp_path_factory) -> Iterator[tuple[str, Path]]:
         active = runs.active_run(tmp / "runs")
         if active is not None:
             runs.stop_run(active.path, timeout=5)
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+        stop_server(proc, log)
 
 
-def test_train_page_one_epoch_run(server: tuple[str, Path], dataset: Path) -> None:
+def test_train_page_one_epoch_run(server: tuple[str, Path], dataset: Path, chromium_path: str, shoot) -> None:
     from playwright.sync_api import expect, sync_playwright
 
     url, tmp = server
-    SHOTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        browser = pw.chromium.launch(executable_path=chromium_path, headless=True, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1300, "height": 1000})
         try:
             page.goto(url)
-            train_link = page.get_by_role("link", name="Train a model")
-            if train_link.count() or (ROOT / "streamlit_app.py").is_file():  # the app's own navigation
-                train_link.click()
+            page.get_by_role("link", name="Train a model").click()
             expect(page.get_by_role("heading", name="1. Dataset")).to_be_visible(timeout=60_000)
             box = page.get_by_role("textbox", name="Dataset folder")
             box.fill(str(dataset))
