@@ -30,21 +30,20 @@ def fit(train_inputs: np.ndarray, val_inputs: np.ndarray, components: int = COMP
     mean = t.mean(axis=0)
     _, sing, vt = np.linalg.svd(t - mean, full_matrices=False)
     k = min(components, len(sing))
-    stats = {"mean": mean.astype(np.float32), "components": vt[:k].astype(np.float32),
-             "variance": (sing[:k] ** 2 / max(len(t) - 1, 1) + 1e-6).astype(np.float32)}
-    stats["residual"] = np.float32(np.mean(_parts(t, stats)[1]) + 1e-6)
-    stats = {PREFIX + key: np.asarray(v) for key, v in stats.items()}
+    stats = {PREFIX + "mean": mean.astype(np.float32), PREFIX + "components": vt[:k].astype(np.float32),
+             PREFIX + "variance": (sing[:k] ** 2 / max(len(t) - 1, 1) + 1e-6).astype(np.float32)}
+    stats[PREFIX + "residual"] = np.asarray(np.mean(_parts(t, stats)[1]) + 1e-6, np.float32)
     stats[PREFIX + "val_scores"] = np.sort(raw_scores(val_inputs, stats)).astype(np.float32)
     return stats
 
 
 def _parts(t: np.ndarray, stats: dict) -> tuple[np.ndarray, np.ndarray]:
     """(squared distance in the subspace in units of spread, squared residual outside it) per row."""
-    get = (lambda k: stats[PREFIX + k]) if PREFIX + "mean" in stats else (lambda k: stats[k])
-    centred = t - get("mean")
-    z = centred @ get("components").T
-    inside = np.sum(z**2 / get("variance"), axis=1)
-    residual = np.sum((centred - z @ get("components")) ** 2, axis=1)
+    components = stats[PREFIX + "components"]
+    centred = t - stats[PREFIX + "mean"]
+    z = centred @ components.T
+    inside = np.sum(z**2 / stats[PREFIX + "variance"], axis=1)
+    residual = np.sum((centred - z @ components) ** 2, axis=1)
     return inside, residual
 
 
@@ -88,7 +87,7 @@ def refit_model_folder(model_dir: str, data_dir: str) -> dict:
     tmp = folder / ".ood-new.npz"
     np.savez(tmp, **ood)
     os.replace(tmp, ood_path)
-    model = load_model(folder)
+    model.ood = ood
     test = arrays["test_dedup"]
     flagged = [p.out_of_distribution for p in predict_batch(model, test)]
     pixel_only = percentiles(test, ood) >= OOD_THRESHOLD

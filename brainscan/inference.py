@@ -72,7 +72,7 @@ def load_model(path: str | os.PathLike | None = None, backend: str = "auto"):
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}")
     folder, card, ood = read_folder(path)
-    from brainscan.lite import has_lite_files, load_lite
+    from brainscan.lite import LITE_FILE, has_lite_files, load_lite
 
     if backend != "keras" and has_lite_files(folder):
         try:
@@ -81,7 +81,7 @@ def load_model(path: str | os.PathLike | None = None, backend: str = "auto"):
             if backend == "litert":
                 raise
     elif backend == "litert":
-        raise ModelError(f"{folder} has no {'model.tflite'}; save it again with brainscan to add one.")
+        raise ModelError(f"{folder} has no {LITE_FILE}; save it again with brainscan to add one.")
     from brainscan.model import load_keras_model
 
     return load_keras_model(folder, card, ood)
