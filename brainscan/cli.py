@@ -63,7 +63,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg = TrainConfig(data=args.data, out=args.out, arch=args.arch, epochs=args.epochs, img_size=args.img_size,
                       weights=args.weights, batch_size=args.batch_size, learning_rate=args.lr,
                       augment=not args.no_augment, seed=args.seed, patience=args.patience, name=args.name or "",
-                      max_images=args.max_images, lesions=args.lesions)
+                      max_images=args.max_images, lesions=args.lesions,
+                      stripped=args.stripped)
     metrics = run(cfg)
     return 0 if metrics else 1  # a stopped run saved no model: scripts must not go on to promote it
 
@@ -200,6 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--no-augment", action="store_true")
     tr.add_argument("--lesions", type=float, default=0.0, metavar="P",
                     help="paint synthetic lesions into this share of tumor-free training images (0 = off)")
+    tr.add_argument("--stripped", type=float, default=0.0, metavar="P",
+                    help="show each training image skull-stripped and re-cropped with this chance (0 = off)")
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--patience", type=int, default=6)
     tr.add_argument("--max-images", type=int, default=0, help="cap the training images (quick demos)")

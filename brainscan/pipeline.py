@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 import cv2
 import numpy as np
 
-from brainscan.preprocess import prepare
+from brainscan.preprocess import prepare, strip_skull
 
 
 def load_gray(path: str) -> np.ndarray:
@@ -20,17 +20,22 @@ def load_gray(path: str) -> np.ndarray:
     return load_scan_path(path).pixels
 
 
-def prepare_one(path: str, size: int) -> np.ndarray:
-    return prepare(load_gray(path), size, keep_steps=False).input
+def prepare_one(path: str, size: int, strip_depth: float = 0.0) -> np.ndarray:
+    """One file -> model input; with strip_depth > 0, of the skull-stripped image (brainscan.preprocess.strip_skull)."""
+    gray = load_gray(path)
+    if strip_depth > 0:
+        gray = strip_skull(gray, strip_depth)
+    return prepare(gray, size, keep_steps=False).input
 
 
-def prepare_paths(paths: list[str], size: int, workers: int = 2) -> tuple[np.ndarray, list[int], dict[int, str]]:
+def prepare_paths(paths: list[str], size: int, workers: int = 2,
+                  strip_depths: np.ndarray | None = None) -> tuple[np.ndarray, list[int], dict[int, str]]:
     """Prepare many files; returns (inputs n x size x size x 1, indices that worked, {index: error})."""
     errors: dict[int, str] = {}
 
     def work(i: int) -> np.ndarray | None:
         try:
-            return prepare_one(paths[i], size)
+            return prepare_one(paths[i], size, 0.0 if strip_depths is None else float(strip_depths[i]))
         except Exception as err:  # noqa: BLE001 - one bad file must not stop a run
             errors[i] = str(err) or type(err).__name__
             return None

@@ -45,6 +45,7 @@ class TrainConfig:
     name: str = ""
     max_images: int = 0  # 0 = all; a cap for quick demos (keeps class balance roughly)
     lesions: float = 0.0  # share of tumor-free training images given a synthetic lesion (brainscan.lesions)
+    stripped: float = 0.0  # chance that a training image is shown skull-stripped (brainscan.preprocess.strip_skull)
 
 
 def set_status(run: Path, state: str, **extra) -> None:
@@ -125,6 +126,16 @@ def _run(cfg: TrainConfig, run_dir: Path) -> dict:
         for i, e in errors.items():
             log(f"Skipped {ds.items[idx[i]].path}: {e}")
         arrays[name] = (x, np.array([classes.index(labels[idx[i]]) for i in ok]))
+    x_strip = None
+    if cfg.stripped > 0 and "train" in arrays:
+        # A second, skull-stripped and re-cropped copy of every training image (peel depth drawn per image);
+        # each epoch shows it instead of the original with probability cfg.stripped.
+        train_paths = [ds.items[i].path for i in parts["train"]]
+        depths = rng.uniform(0.10, 0.22, len(train_paths))
+        x_strip, ok_strip, _ = prepare_paths(train_paths, cfg.img_size, strip_depths=depths)
+        if len(ok_strip) != len(arrays["train"][0]):
+            x_strip = None  # a file that fails only when stripped: keep it simple and skip the option
+            log("Skull-stripped copies unavailable for some images; training without them.")
     log(f"Prepared images in {time.time() - t0:.0f} s")
     if "val" not in arrays or len(arrays["val"][0]) < 2:
         raise data_mod.DatasetError("Too few images for a validation split; add images or lower the split.")
@@ -150,7 +161,13 @@ def _run(cfg: TrainConfig, run_dir: Path) -> dict:
     n_classes = len(classes)
     counts = np.bincount(y_tr, minlength=n_classes)
     class_weight = {i: float(len(y_tr) / (n_classes * max(c, 1))) for i, c in enumerate(counts)}
-    train_ds = tf.data.Dataset.from_tensor_slices((x_tr, y_tr)).shuffle(len(x_tr), seed=cfg.seed)
+    if x_strip is not None:
+        p_strip = cfg.stripped
+        train_ds = tf.data.Dataset.from_tensor_slices((x_tr, x_strip, y_tr)).shuffle(len(x_tr), seed=cfg.seed)
+        train_ds = train_ds.map(lambda a, b, y: (tf.where(tf.random.uniform([]) < p_strip, b, a), y))
+        log(f"Skull-stripped copies shown {cfg.stripped:.0%} of the time")
+    else:
+        train_ds = tf.data.Dataset.from_tensor_slices((x_tr, y_tr)).shuffle(len(x_tr), seed=cfg.seed)
     train_ds = train_ds.batch(cfg.batch_size)
     lesion_class = lesion_target(classes) if cfg.lesions > 0 else None
     if lesion_class is not None:
@@ -242,7 +259,7 @@ def _run(cfg: TrainConfig, run_dir: Path) -> dict:
                   **split, "seed": cfg.seed},
         "training": {"epochs_run": len(history.get("loss", [])), "epochs_max": cfg.epochs,
                      "batch_size": cfg.batch_size, "learning_rate": cfg.learning_rate, "augmentation": cfg.augment,
-                     "synthetic_lesions": cfg.lesions,
+                     "synthetic_lesions": cfg.lesions, "skull_stripped_share": cfg.stripped,
                      "batchnorm_momentum": bn_momentum,
                      "weights": cfg.weights, "seconds": round(train_s), "machine": f"{platform.machine()}, "
                      f"{os.cpu_count()} CPU cores", "command": " ".join(["python -m brainscan"] + sys.argv[1:])},

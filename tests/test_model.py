@@ -1,6 +1,7 @@
 """Model folder, calibration, prediction and the out-of-distribution score."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -109,3 +110,20 @@ def test_transfer_backbones_build_predict_and_explain_offline(arch):
     layer = find_target_layer(model)
     cam = cam_for_input(model, x[0], 0, "gradcam", layer)
     assert cam.shape == (32, 32) and np.isfinite(cam).all()
+
+
+def test_training_can_show_skull_stripped_copies(tiny_dataset, tmp_path, capsys):
+    from brainscan.pipeline import prepare_paths
+    from brainscan.train import TrainConfig, run
+
+    paths = sorted(str(p) for p in Path(tiny_dataset).rglob("*.png"))[:4]
+    plain, _, _ = prepare_paths(paths, 32)
+    stripped, ok, errors = prepare_paths(paths, 32, strip_depths=np.full(len(paths), 0.2))
+    assert ok == [0, 1, 2, 3] and not errors
+    assert np.abs(plain - stripped).max() > 0.1  # a different crop of a peeled head
+
+    out = tmp_path / "stripped"
+    run(TrainConfig(data=tiny_dataset, out=str(out), epochs=1, img_size=32, batch_size=16, stripped=1.0))
+    assert "Skull-stripped copies shown 100% of the time" in capsys.readouterr().out
+    card = json.loads((out / "card.json").read_text())
+    assert card["training"]["skull_stripped_share"] == 1.0

@@ -84,3 +84,30 @@ def test_preprocess_and_io_do_not_import_tensorflow():
             "brainscan.convert, brainscan.synthetic, brainscan.evaluate, brainscan.cli;"
             "brainscan.cli.build_parser(); assert 'tensorflow' not in sys.modules, 'tensorflow imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_strip_skull_peels_a_ring_of_the_given_depth():
+    # A filled disk of radius 40: its largest inscribed radius is 40, so depth 0.25 keeps what lies
+    # more than 10 px inside the outline, i.e. within radius ~30 of the centre.
+    yy, xx = np.mgrid[:128, :128]
+    r = np.hypot(yy - 64, xx - 64)
+    head = np.where(r <= 40, 0.6, 0.0).astype(np.float32)
+    stripped = pp.strip_skull(head, depth=0.25)
+    assert stripped[64, 64] == pytest.approx(0.6)
+    assert stripped[64, 64 + 27] == pytest.approx(0.6)  # 13 px inside the outline: kept
+    assert stripped[64, 64 + 33] == 0.0  # 7 px inside the outline: peeled
+    assert np.all(stripped[r > 40] == 0.0)
+    kept = np.count_nonzero(stripped)
+    assert np.pi * 28**2 < kept < np.pi * 32**2
+
+
+def test_strip_skull_leaves_an_image_without_head_unchanged():
+    blank = np.zeros((32, 32), np.float32)
+    assert np.array_equal(pp.strip_skull(blank), blank)
+
+
+def test_strip_skull_then_prepare_crops_tighter_than_the_head():
+    img, _ = phantom(size=128)
+    whole = pp.prepare(img, 32, keep_steps=False)
+    stripped = pp.prepare(pp.strip_skull(img, 0.2), 32, keep_steps=False)
+    assert stripped.box.side < whole.box.side
