@@ -94,12 +94,31 @@ def random_noise_blur(x: tf.Tensor) -> tf.Tensor:
     return tf.clip_by_value(x, 0.0, 1.0)
 
 
-def augment_batch(x: tf.Tensor) -> tf.Tensor:
+def random_convolution(x: tf.Tensor, p: float = 0.5) -> tf.Tensor:
+    """RandConv (Xu et al., ICLR 2021): filter the batch with one random kernel (1, 3, 5 or 7 px, Gaussian
+    weights), blend with the original and rescale to [0, 1] inside the head. Local texture and contrast
+    then change while shapes stay, so texture is a poor cue for the class (sequence, scanner, source)."""
+    n = tf.shape(x)[0]
+    k = tf.random.shuffle(tf.constant([1, 3, 5, 7]))[0]
+    kernel = tf.random.normal([k, k, 1, 1]) / tf.cast(k, tf.float32)
+    filtered = tf.nn.conv2d(x, kernel, strides=1, padding="SAME")
+    head = tf.cast(x > 0.02, tf.float32)
+    lo = tf.reduce_min(filtered + (1 - head) * 1e3, axis=[1, 2, 3], keepdims=True)
+    hi = tf.reduce_max(filtered - (1 - head) * 1e3, axis=[1, 2, 3], keepdims=True)
+    filtered = (filtered - lo) / tf.maximum(hi - lo, 1e-6)
+    alpha = _uniform(n, 0.0, 1.0)
+    mixed = tf.clip_by_value(alpha * x + (1 - alpha) * filtered, 0.0, 1.0) * head
+    return _maybe(n, p, mixed, x)
+
+
+def augment_batch(x: tf.Tensor, randconv: float = 0.0) -> tf.Tensor:
     x = _flip(x)
     x = random_affine(x)
     x = random_skull_strip(x, p=0.4)
     head = tf.cast(x > 0.02, tf.float32)
     x = random_intensity(x) * head  # contrast changes stay inside the head; the background stays black
+    if randconv > 0:
+        x = random_convolution(x, randconv)
     return random_noise_blur(x)
 
 

@@ -64,7 +64,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                       weights=args.weights, batch_size=args.batch_size, learning_rate=args.lr,
                       augment=not args.no_augment, seed=args.seed, patience=args.patience, name=args.name or "",
                       max_images=args.max_images, lesions=args.lesions,
-                      stripped=args.stripped)
+                      stripped=args.stripped, randconv=args.randconv)
     metrics = run(cfg)
     return 0 if metrics else 1  # a stopped run saved no model: scripts must not go on to promote it
 
@@ -201,6 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--no-augment", action="store_true")
     tr.add_argument("--lesions", type=float, default=0.0, metavar="P",
                     help="paint synthetic lesions into this share of tumor-free training images (0 = off)")
+    tr.add_argument("--randconv", type=float, default=0.0, metavar="P",
+                    help="filter training images through a random convolution with this chance (0 = off)")
     tr.add_argument("--stripped", type=float, default=0.0, metavar="P",
                     help="show each training image skull-stripped and re-cropped with this chance (0 = off)")
     tr.add_argument("--seed", type=int, default=0)

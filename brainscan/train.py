@@ -45,6 +45,7 @@ class TrainConfig:
     name: str = ""
     max_images: int = 0  # 0 = all; a cap for quick demos (keeps class balance roughly)
     lesions: float = 0.0  # share of tumor-free training images given a synthetic lesion (brainscan.lesions)
+    randconv: float = 0.0  # chance that a training image is filtered by a random convolution (augment)
     stripped: float = 0.0  # chance that a training image is shown skull-stripped (brainscan.preprocess.strip_skull)
 
 
@@ -176,7 +177,8 @@ def _run(cfg: TrainConfig, run_dir: Path) -> dict:
                                 num_parallel_calls=tf.data.AUTOTUNE)
         log(f"Synthetic lesions: {cfg.lesions:.0%} of tumor-free training images, labelled {classes[lesion_class]}")
     if cfg.augment:
-        train_ds = train_ds.map(lambda x, y: (augment.augment_batch(x), y), num_parallel_calls=tf.data.AUTOTUNE)
+        train_ds = train_ds.map(lambda x, y: (augment.augment_batch(x, cfg.randconv), y),
+                                num_parallel_calls=tf.data.AUTOTUNE)
     train_ds = train_ds.prefetch(tf.data.AUTOTUNE)
     x_val, y_val = arrays["val"]
 
@@ -260,6 +262,7 @@ def _run(cfg: TrainConfig, run_dir: Path) -> dict:
         "training": {"epochs_run": len(history.get("loss", [])), "epochs_max": cfg.epochs,
                      "batch_size": cfg.batch_size, "learning_rate": cfg.learning_rate, "augmentation": cfg.augment,
                      "synthetic_lesions": cfg.lesions, "skull_stripped_share": cfg.stripped,
+                     "random_convolution": cfg.randconv,
                      "batchnorm_momentum": bn_momentum,
                      "weights": cfg.weights, "seconds": round(train_s), "machine": f"{platform.machine()}, "
                      f"{os.cpu_count()} CPU cores", "command": " ".join(["python -m brainscan"] + sys.argv[1:])},

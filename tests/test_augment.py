@@ -1,0 +1,59 @@
+"""Training augmentation: shapes, value range, black background, and that each transform really changes images."""
+
+import numpy as np
+import pytest
+
+tf = pytest.importorskip("tensorflow")
+from brainscan import augment  # noqa: E402
+
+
+def _heads(n: int = 8, size: int = 16) -> tf.Tensor:
+    """A batch of bright discs with a darker square 'lesion' on black: a head on its background."""
+    yy, xx = np.mgrid[:size, :size]
+    disc = ((yy - size / 2 + 0.5) ** 2 + (xx - size / 2 + 0.5) ** 2 <= (size * 0.4) ** 2).astype(np.float32)
+    img = disc * 0.8
+    img[5:8, 5:8] = 0.3
+    rng = np.random.default_rng(0)
+    batch = np.stack([img * rng.uniform(0.8, 1.0) for _ in range(n)])[..., None]
+    return tf.constant(batch, tf.float32)
+
+
+def test_random_convolution_off_is_identity():
+    x = _heads()
+    np.testing.assert_array_equal(augment.random_convolution(x, p=0.0).numpy(), x.numpy())
+
+
+def test_random_convolution_changes_texture_inside_head_only():
+    tf.random.set_seed(1)
+    x = _heads()
+    changed = [augment.random_convolution(x, p=1.0).numpy() for _ in range(6)]
+    head = x.numpy() > 0.02
+    for y in changed:
+        assert y.shape == x.shape
+        assert y.min() >= 0.0 and y.max() <= 1.0
+        assert np.all(y[~head] == 0.0)  # the background stays black: no frame or source cue is added
+    # With random kernels and blend weights at least one draw must differ from the input.
+    assert max(np.abs(y - x.numpy()).max() for y in changed) > 0.05
+
+
+def test_augment_batch_keeps_shape_and_range_with_and_without_randconv():
+    tf.random.set_seed(2)
+    x = _heads()
+    for randconv in (0.0, 1.0):
+        y = augment.augment_batch(x, randconv=randconv).numpy()
+        assert y.shape == x.shape
+        assert y.min() >= 0.0 and y.max() <= 1.0
+        assert not np.allclose(y, x.numpy())
+
+
+def test_random_affine_without_motion_is_identity():
+    x = _heads()
+    y = augment.random_affine(x, max_deg=0, scale=(1.0, 1.0), shift=0.0).numpy()
+    np.testing.assert_allclose(y, x.numpy(), atol=1e-5)
+
+
+def test_random_skull_strip_blacks_out_corners_only_when_applied():
+    x = tf.ones([4, 16, 16, 1])
+    np.testing.assert_array_equal(augment.random_skull_strip(x, p=0.0).numpy(), x.numpy())
+    y = augment.random_skull_strip(x, p=1.0).numpy()
+    assert np.all(y[:, 0, 0] == 0) and np.all(y[:, 8, 8] == 1)
