@@ -64,7 +64,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                       weights=args.weights, batch_size=args.batch_size, learning_rate=args.lr,
                       augment=not args.no_augment, seed=args.seed, patience=args.patience, name=args.name or "",
                       max_images=args.max_images, lesions=args.lesions,
-                      stripped=args.stripped, randconv=args.randconv)
+                      stripped=args.stripped, randconv=args.randconv,
+                      extra_train=args.extra_train or "")
     metrics = run(cfg)
     return 0 if metrics else 1  # a stopped run saved no model: scripts must not go on to promote it
 
@@ -103,7 +104,9 @@ def cmd_external(args: argparse.Namespace) -> int:
     model = load_model(args.model)
     result: dict = {}
     if args.brats:
-        result["brats"] = evaluate_brats(args.brats, model, max_per_sequence=args.max_per_sequence)
+        patients = [p for p in (args.brats_patients or "").split(",") if p]
+        result["brats"] = evaluate_brats(args.brats, model, max_per_sequence=args.max_per_sequence,
+                                         patients=patients or None)
     if args.yes_no:
         result["yes_no"] = evaluate_yes_no(args.yes_no, model, args.dedup_against)
     attach_to_model(str(model.path), result)
@@ -205,6 +208,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="filter training images through a random convolution with this chance (0 = off)")
     tr.add_argument("--stripped", type=float, default=0.0, metavar="P",
                     help="show each training image skull-stripped and re-cropped with this chance (0 = off)")
+    tr.add_argument("--extra-train", metavar="DIR",
+                    help="a class-folder set (e.g. glioma/ and notumor/ from another hospital) added to the "
+                         "training part only; images near-duplicating a validation or test image are dropped")
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--patience", type=int, default=6)
     tr.add_argument("--max-images", type=int, default=0, help="cap the training images (quick demos)")
@@ -220,6 +226,8 @@ def build_parser() -> argparse.ArgumentParser:
     ex = sub.add_parser("external", help="evaluate on other sources (BRATS slices, a yes/no set); stored in the card")
     ex.add_argument("--model")
     ex.add_argument("--brats")
+    ex.add_argument("--brats-patients", metavar="P1,P2",
+                    help="count only these patients (those a model trained with --extra-train did not see)")
     ex.add_argument("--yes-no")
     ex.add_argument("--dedup-against", help="drop yes/no images with a near-duplicate in this folder")
     ex.add_argument("--max-per-sequence", type=int, default=0)

@@ -81,8 +81,9 @@ def _files(folder: Path) -> Iterable[Path]:
                 yield p
 
 
-def discover(root: str | os.PathLike) -> Dataset:
-    """Find the images and their classes under root (see the module docstring for layouts)."""
+def discover(root: str | os.PathLike, min_classes: int = 2) -> Dataset:
+    """Find the images and their classes under root (see the module docstring for layouts).
+    min_classes=1 accepts a one-class folder (extra training images of a single class)."""
     root_path = Path(root)
     if not root_path.is_dir():
         raise DatasetError(f"{root} is not a folder.")
@@ -104,7 +105,7 @@ def discover(root: str | os.PathLike) -> Dataset:
         raise DatasetError("The folder mixes a generic tumor class with tumor types; use one or the other.")
     else:
         classes = tuple(present)
-    if len(set(present)) < 2:
+    if len(set(present)) < min_classes:
         raise DatasetError(f"Only one class ({present[0]}) was found in {root}; at least two are needed.")
     return Dataset(str(root_path), tuple(items), classes)
 

@@ -26,15 +26,23 @@ def _tumor_class(probabilities: dict[str, float]) -> str:
     return max((c for c in probabilities if c != "notumor"), key=lambda c: probabilities[c])
 
 
-def evaluate_brats(root: str, model, cam_method: str = "gradcam", max_per_sequence: int = 0) -> dict:
-    """Tumor vs tumor-free per sequence, by patient, and the Grad-CAM pointing game on tumor slices."""
+def evaluate_brats(root: str, model, cam_method: str = "gradcam", max_per_sequence: int = 0,
+                   patients: list[str] | None = None) -> dict:
+    """Tumor vs tumor-free per sequence, by patient, and the Grad-CAM pointing game on tumor slices.
+    With patients, only those patients' slices count (the held-out ones when others were trained on)."""
     from brainscan.heatmap import heatmap
     from brainscan.inference import predict
 
     root_path = Path(root)
     with open(root_path / "labels.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    out: dict = {"data": str(root_path), "cam_method": cam_method, "sequences": {}}
+    if patients:
+        unknown = sorted(set(patients) - {r["patient"] for r in rows})
+        if unknown:
+            raise data_mod.DatasetError(f"No slices of patient(s) {', '.join(unknown)} in {root}.")
+        rows = [r for r in rows if r["patient"] in set(patients)]
+    out: dict = {"data": str(root_path), "cam_method": cam_method, "sequences": {},
+                 **({"patients": sorted(set(patients))} if patients else {})}
     for seq in sorted({r["sequence"] for r in rows}):
         subset = [r for r in rows if r["sequence"] == seq]
         if max_per_sequence:

@@ -47,6 +47,7 @@ class TrainConfig:
     lesions: float = 0.0  # share of tumor-free training images given a synthetic lesion (brainscan.lesions)
     randconv: float = 0.0  # chance that a training image is filtered by a random convolution (augment)
     stripped: float = 0.0  # chance that a training image is shown skull-stripped (brainscan.preprocess.strip_skull)
+    extra_train: str = ""  # a class-folder set whose images join the training part only (never val or test)
 
 
 def set_status(run: Path, state: str, **extra) -> None:
@@ -74,6 +75,27 @@ def _cap(indices: np.ndarray, labels: list[str], cap: int, rng: np.random.Genera
         idx = [i for i in indices if labels[i] == c]
         keep.extend(rng.permutation(idx)[: max(1, cap // len(classes))])
     return np.array(sorted(keep), dtype=np.int64)
+
+
+def extra_training_images(folder: str, classes: list[str], evaluation_hashes: np.ndarray,
+                          size: int) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Images from another source for the training part only. Their classes must be among the run's,
+    and any image near-duplicating a validation or test image is dropped so the split stays leak-free."""
+    extra = data_mod.discover(folder, min_classes=1)
+    unknown = sorted(set(extra.classes) - set(classes))
+    if unknown:
+        raise data_mod.DatasetError(f"The extra training folder {folder} has classes {unknown} that the training "
+                                    f"data does not have ({', '.join(classes)}).")
+    paths = [it.path for it in extra.items]
+    nearest = (data_mod.hamming_matrix_min(data_mod.hash_all(paths), evaluation_hashes)[0]
+               if len(evaluation_hashes) else np.full(len(paths), 64))
+    keep = [i for i in range(len(paths)) if nearest[i] > data_mod.NEAR_DUPLICATE_BITS]
+    x, ok, _ = prepare_paths([paths[i] for i in keep], size)
+    y = np.array([classes.index(extra.items[keep[i]].label) for i in ok], dtype=np.int64)
+    info = {"folder": os.path.abspath(folder), "images": len(ok),
+            "counts": {c: int(np.sum(y == classes.index(c))) for c in extra.classes},
+            "dropped_near_duplicates_of_evaluation_images": len(paths) - len(keep)}
+    return x, y, info
 
 
 class _Stop:
@@ -137,6 +159,14 @@ def _run(cfg: TrainConfig, run_dir: Path) -> dict:
         if len(ok_strip) != len(arrays["train"][0]):
             x_strip = None  # a file that fails only when stripped: keep it simple and skip the option
             log("Skull-stripped copies unavailable for some images; training without them.")
+    extra_info = None
+    if cfg.extra_train and "train" in arrays:
+        held_out = np.concatenate([parts[k] for k in ("val", "test_dedup", "official_test")])
+        x_ex, y_ex, extra_info = extra_training_images(cfg.extra_train, classes, hashes[held_out], cfg.img_size)
+        arrays["train"] = (np.concatenate([arrays["train"][0], x_ex]), np.concatenate([arrays["train"][1], y_ex]))
+        if x_strip is not None:
+            x_strip = np.concatenate([x_strip, x_ex])  # extra images are shown as they are in both views
+        log(f"Extra training images from {cfg.extra_train}: {extra_info}")
     log(f"Prepared images in {time.time() - t0:.0f} s")
     if "val" not in arrays or len(arrays["val"][0]) < 2:
         raise data_mod.DatasetError("Too few images for a validation split; add images or lower the split.")
@@ -255,7 +285,8 @@ def _run(cfg: TrainConfig, run_dir: Path) -> dict:
         "input_channels": 1, "parameters": int(model.count_params()),
         "preprocessing": "brainscan.preprocess.prepare: grayscale, Gaussian blur, Otsu threshold, largest contour, "
                          "square brain crop with 6% margin, resize, 1-99.5 percentile intensity normalisation",
-        "training_data": {"folder": os.path.abspath(cfg.data), "images": len(ds.items), "counts": ds.counts()},
+        "training_data": {"folder": os.path.abspath(cfg.data), "images": len(ds.items), "counts": ds.counts(),
+                          **({"extra_training_images": extra_info} if extra_info else {})},
         "split": {"method": f"near-duplicate groups (pHash Hamming <= {data_mod.NEAR_DUPLICATE_BITS}) kept on one "
                             "side; official Testing images whose group touches Training excluded from test_dedup",
                   **split, "seed": cfg.seed},

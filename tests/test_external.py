@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
+from brainscan.data import DatasetError
 from brainscan.synthetic import phantom, write_dataset
 
 
@@ -46,6 +47,13 @@ def test_brats_evaluation_per_sequence_with_pointing_game(tiny_model, brats_like
         pg = m["pointing_game"]
         assert pg["n"] == 4 and 0 <= pg["hit_rate"] <= pg["hit_rate_within_8px"] <= 1
         assert set(m["roc_auc_per_patient"]) == {"p0", "p1"}
+
+    held_out = evaluate_brats(str(brats_like), load_model(tiny_model), patients=["p1"])
+    assert held_out["patients"] == ["p1"]
+    for m in held_out["sequences"].values():
+        assert m["n"] == 4 and set(m["roc_auc_per_patient"]) == {"p1"}
+    with pytest.raises(DatasetError, match="p7"):
+        evaluate_brats(str(brats_like), load_model(tiny_model), patients=["p7"])
 
 
 @pytest.mark.slow

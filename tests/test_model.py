@@ -127,3 +127,31 @@ def test_training_can_show_skull_stripped_copies(tiny_dataset, tmp_path, capsys)
     assert "Skull-stripped copies shown 100% of the time" in capsys.readouterr().out
     card = json.loads((out / "card.json").read_text())
     assert card["training"]["skull_stripped_share"] == 1.0
+
+
+def test_extra_training_images_join_training_only_and_never_duplicate_evaluation(tiny_dataset, tmp_path, capsys):
+    import shutil
+
+    from brainscan.data import DatasetError
+    from brainscan.train import TrainConfig, run
+
+    # The extra set is a copy of every glioma image: those in val or test must be dropped, the rest kept.
+    extra = tmp_path / "extra"
+    shutil.copytree(Path(tiny_dataset) / "glioma", extra / "glioma")
+    out = tmp_path / "with-extra"
+    run(TrainConfig(data=tiny_dataset, out=str(out), epochs=1, img_size=32, batch_size=16, extra_train=str(extra)))
+    split = json.loads((out / "split.json").read_text())
+    evaluated = [f for k in ("val", "test_dedup") for f in split["files"][k] if f.startswith("glioma")]
+    info = json.loads((out / "card.json").read_text())["training_data"]["extra_training_images"]
+    assert info["dropped_near_duplicates_of_evaluation_images"] >= len(evaluated) > 0
+    assert info["images"] == 16 - info["dropped_near_duplicates_of_evaluation_images"]
+    assert info["counts"] == {"glioma": info["images"]}
+    n_train = len(split["files"]["train"]) + info["images"]
+    assert f"training {n_train} images" in capsys.readouterr().out
+
+    (tmp_path / "yes_no" / "yes").mkdir(parents=True)
+    shutil.copy(next((extra / "glioma").iterdir()), tmp_path / "yes_no" / "yes")
+    shutil.copytree(tmp_path / "yes_no" / "yes", tmp_path / "yes_no" / "no")
+    with pytest.raises(DatasetError, match="tumor"):
+        run(TrainConfig(data=tiny_dataset, out=str(tmp_path / "bad"), epochs=1, img_size=32,
+                        extra_train=str(tmp_path / "yes_no")))
