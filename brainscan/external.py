@@ -26,6 +26,14 @@ def _tumor_class(probabilities: dict[str, float]) -> str:
     return max((c for c in probabilities if c != "notumor"), key=lambda c: probabilities[c])
 
 
+def brightest_point(img: np.ndarray) -> tuple[int, int]:
+    """(x, y) of the brightest spot after a 5 px Gaussian blur: a model-free pointing baseline (lesions
+    are bright on FLAIR), so a heatmap's hit rate can be read against it."""
+    blurred = cv2.GaussianBlur(img.astype(np.float32), (0, 0), 5)
+    y, x = np.unravel_index(int(blurred.argmax()), blurred.shape)
+    return int(x), int(y)
+
+
 def evaluate_brats(root: str, model, cam_method: str = "gradcam", max_per_sequence: int = 0,
                    patients: list[str] | None = None) -> dict:
     """Tumor vs tumor-free per sequence, by patient, and the Grad-CAM pointing game on tumor slices.
@@ -47,7 +55,7 @@ def evaluate_brats(root: str, model, cam_method: str = "gradcam", max_per_sequen
         subset = [r for r in rows if r["sequence"] == seq]
         if max_per_sequence:
             subset = subset[:max_per_sequence]
-        y, p, hits, hits_tol, patients, flagged = [], [], [], [], [], []
+        y, p, hits, hits_tol, patients, flagged, bright_hits = [], [], [], [], [], [], []
         for r in subset:
             img = load_gray(str(root_path / r["image"]))
             prepared = prepare(img, model.size)
@@ -63,10 +71,12 @@ def evaluate_brats(root: str, model, cam_method: str = "gradcam", max_per_sequen
                 hits.append(bool(mask[y0, x0]))
                 dist = cv2.distanceTransform((~mask).astype(np.uint8), cv2.DIST_L2, 5)
                 hits_tol.append(bool(dist[y0, x0] <= POINTING_TOLERANCE_PX))
+                bright_hits.append(bool(mask[brightest_point(img)[::-1]]))
         y_arr, p_arr = np.array(y), np.array(p)
         m = binary_metrics(y_arr, p_arr)
         m["pointing_game"] = {"n": len(hits), "hit_rate": float(np.mean(hits)) if hits else None,
-                              f"hit_rate_within_{POINTING_TOLERANCE_PX}px": float(np.mean(hits_tol)) if hits else None}
+                              f"hit_rate_within_{POINTING_TOLERANCE_PX}px": float(np.mean(hits_tol)) if hits else None,
+                              "baseline_brightest_point": float(np.mean(bright_hits)) if hits else None}
         per_patient = {}
         for pat in sorted(set(patients)):
             idx = [i for i, q in enumerate(patients) if q == pat]
@@ -108,8 +118,11 @@ def evaluate_yes_no(root: str, model, dedup_against: str | None = None) -> dict:
 
 
 def attach_to_model(model_dir: str, external: dict) -> None:
-    """Store external.json and a summary in card.json (atomic rewrites)."""
+    """Store external.json and a summary in card.json (atomic rewrites). Sets not evaluated this time
+    keep their earlier results, so `external --brats` alone does not erase a yes/no evaluation."""
     folder = Path(model_dir)
+    earlier = folder / "external.json"
+    external = {**(json.loads(earlier.read_text()) if earlier.is_file() else {}), **external}
     write_json(folder / "external.json", external)
     card = json.loads((folder / "card.json").read_text())
     summary = {}

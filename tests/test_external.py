@@ -46,6 +46,7 @@ def test_brats_evaluation_per_sequence_with_pointing_game(tiny_model, brats_like
         assert m["n"] == 8 and m["n_tumor"] == 4 and 0 <= m["roc_auc"] <= 1
         pg = m["pointing_game"]
         assert pg["n"] == 4 and 0 <= pg["hit_rate"] <= pg["hit_rate_within_8px"] <= 1
+        assert 0 <= pg["baseline_brightest_point"] <= 1
         assert set(m["roc_auc_per_patient"]) == {"p0", "p1"}
 
     held_out = evaluate_brats(str(brats_like), load_model(tiny_model), patients=["p1"])
@@ -67,3 +68,29 @@ def test_yes_no_evaluation_removes_near_duplicates_of_training(tiny_model, tmp_p
     assert (m["images"], m["removed_near_duplicates_of_training"], m["n"]) == (10, 10, 0)
     m = evaluate_yes_no(str(yes_no), load_model(tiny_model))
     assert m["n"] == 10 and m["removed_near_duplicates_of_training"] == 0 and 0 <= m["accuracy"] <= 1
+
+
+def test_brightest_point_finds_a_bright_blob_not_a_single_hot_pixel():
+    from brainscan.external import brightest_point
+
+    img = np.zeros((40, 60), np.float32)
+    img[20:30, 40:50] = 0.8  # a bright lesion-sized blob
+    img[5, 5] = 1.0  # one hot pixel, brighter but tiny: blurring removes it
+    assert brightest_point(img) in {(44, 24), (45, 24), (44, 25), (45, 25)}
+
+
+def test_attaching_one_set_keeps_the_other_sets_results(tmp_path):
+    import json
+
+    from brainscan.external import attach_to_model
+
+    (tmp_path / "card.json").write_text("{}")
+    seq = {"n": 10, "roc_auc": 0.5, "pointing_game": {"hit_rate": 0.2}, "flagged_unfamiliar": 0.1}
+    yes_no = {"n": 5, "accuracy": 0.6, "f1": 0.7, "roc_auc": 0.8, "removed_near_duplicates_of_training": 3,
+              "flagged_unfamiliar": 0.0}
+    attach_to_model(str(tmp_path), {"yes_no": yes_no})
+    attach_to_model(str(tmp_path), {"brats": {"sequences": {"flair": seq}}})
+    card = json.loads((tmp_path / "card.json").read_text())
+    assert set(card["external"]) == {"brats_flair", "yes_no_dedup"}
+    assert card["external"]["yes_no_dedup"]["accuracy"] == 0.6
+    assert any("yes/no" in line for line in card["limitations"])
