@@ -48,14 +48,14 @@ def evaluate_brats(root: str, model, cam_method: str = "gradcam", max_per_sequen
         unknown = sorted(set(patients) - {r["patient"] for r in rows})
         if unknown:
             raise data_mod.DatasetError(f"No slices of patient(s) {', '.join(unknown)} in {root}.")
-        rows = [r for r in rows if r["patient"] in set(patients)]
+        rows = [r for r in rows if r["patient"] in patients]
     out: dict = {"data": str(root_path), "cam_method": cam_method, "sequences": {},
                  **({"patients": sorted(set(patients))} if patients else {})}
     for seq in sorted({r["sequence"] for r in rows}):
         subset = [r for r in rows if r["sequence"] == seq]
         if max_per_sequence:
             subset = subset[:max_per_sequence]
-        y, p, hits, hits_tol, patients, flagged, bright_hits = [], [], [], [], [], [], []
+        y, p, hits, hits_tol, slice_patients, flagged, bright_hits = [], [], [], [], [], [], []
         for r in subset:
             img = load_gray(str(root_path / r["image"]))
             prepared = prepare(img, model.size)
@@ -63,7 +63,7 @@ def evaluate_brats(root: str, model, cam_method: str = "gradcam", max_per_sequen
             y.append(int(r["label"] == "tumor"))
             p.append(pred.tumor_probability)
             flagged.append(pred.out_of_distribution)
-            patients.append(r["patient"])
+            slice_patients.append(r["patient"])
             if r["label"] == "tumor":
                 mask = cv2.imread(str(root_path / r["mask_wt"]), cv2.IMREAD_GRAYSCALE) > 0
                 k = model.classes.index(_tumor_class(pred.probabilities))
@@ -78,8 +78,8 @@ def evaluate_brats(root: str, model, cam_method: str = "gradcam", max_per_sequen
                               f"hit_rate_within_{POINTING_TOLERANCE_PX}px": float(np.mean(hits_tol)) if hits else None,
                               "baseline_brightest_point": float(np.mean(bright_hits)) if hits else None}
         per_patient = {}
-        for pat in sorted(set(patients)):
-            idx = [i for i, q in enumerate(patients) if q == pat]
+        for pat in sorted(set(slice_patients)):
+            idx = [i for i, q in enumerate(slice_patients) if q == pat]
             if len(set(y_arr[idx].tolist())) == 2:
                 per_patient[pat] = binary_metrics(y_arr[idx], p_arr[idx])["roc_auc"]
         m["roc_auc_per_patient"] = per_patient

@@ -26,7 +26,7 @@ from pathlib import Path
 FOLDS = 3
 
 
-def link_patients(brats: Path, patients: set[str], dest: Path) -> int:
+def copy_patients(brats: Path, patients: set[str], dest: Path) -> int:
     """Class folders (glioma/ for tumor slices, notumor/ for tumor-free ones) in a temporary folder outside
     the repository; copies, because dataset discovery skips symlinks."""
     with open(brats / "labels.csv", newline="") as f:
@@ -57,7 +57,7 @@ def main() -> int:
     for k, held_out in enumerate(folds):
         run = out / f"fold{k}"
         with tempfile.TemporaryDirectory() as tmp:
-            n = link_patients(brats, set(patients) - set(held_out), Path(tmp))
+            n = copy_patients(brats, set(patients) - set(held_out), Path(tmp))
             print(f"fold {k}: training with {n} BRATS slices of {len(patients) - len(held_out)} patients, "
                   f"holding out {', '.join(held_out)}", flush=True)
             brainscan("train", "--data", str(data / "brain-tumor-mri"), "--out", str(run),
