@@ -25,7 +25,7 @@ def _median_ms(fn, repeats: int) -> float:
 
 
 def sample_png(size: int = 256) -> bytes:
-    from brainscan.synthetic import phantom
+    from brainscan.scans.synthetic import phantom
 
     img, _ = phantom(size, lesion=True, seed=7)
     ok, buf = cv2.imencode(".png", np.rint(img * 255).astype(np.uint8))
@@ -35,11 +35,11 @@ def sample_png(size: int = 256) -> bytes:
 def run_bench(model_path: str | None = None, repeats: int = 7, cam_method: str = "gradcam") -> dict:
     import keras
 
+    from brainscan.cam.heatmap import heatmap
     from brainscan.check import check_bytes
-    from brainscan.heatmap import heatmap
-    from brainscan.inference import load_model, predict
-    from brainscan.io import load_scan
-    from brainscan.preprocess import prepare
+    from brainscan.runtime.inference import load_model, predict
+    from brainscan.scans.io import load_scan
+    from brainscan.scans.preprocess import prepare
 
     model = load_model(model_path)
     data = sample_png()

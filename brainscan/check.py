@@ -7,16 +7,16 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from brainscan.io import Scan, ScanError, load_scan
-from brainscan.preprocess import Prepared, prepare
+from brainscan.scans.io import Scan, ScanError, load_scan
+from brainscan.scans.preprocess import Prepared, prepare
 
 
 @dataclass
 class CheckResult:
     scan: Scan
     prepared: Prepared
-    prediction: object  # brainscan.inference.Prediction
-    heatmap: object | None  # brainscan.heatmap.Heatmap
+    prediction: object  # brainscan.runtime.inference.Prediction
+    heatmap: object | None  # brainscan.cam.heatmap.Heatmap
     timings_ms: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
@@ -33,13 +33,13 @@ class CheckResult:
 
 
 def load_checker(model_path: str | None = None):
-    from brainscan.inference import load_model
+    from brainscan.runtime.inference import load_model
 
     return load_model(model_path)
 
 
 def check_scan(model, scan: Scan, cam_method: str | None = "gradcam", class_index: int | None = None) -> CheckResult:
-    from brainscan.inference import predict
+    from brainscan.runtime.inference import predict
 
     t = time.perf_counter()
     prepared = prepare(scan.pixels, model.size)
@@ -48,7 +48,7 @@ def check_scan(model, scan: Scan, cam_method: str | None = "gradcam", class_inde
     t_pred = time.perf_counter()
     hm = None
     if cam_method:
-        from brainscan.heatmap import heatmap
+        from brainscan.cam.heatmap import heatmap
 
         hm = heatmap(model, prepared, prediction.class_index if class_index is None else class_index, cam_method)
     t_cam = time.perf_counter()
@@ -87,7 +87,7 @@ def check_file(model, path: str, cam: bool = False, cam_method: str = "gradcam",
 
 
 def write_overlay(result: CheckResult, out_dir: str, stem: str, opacity: float = 0.4) -> str:
-    from brainscan.overlay import gradcam_overlay, to_png
+    from brainscan.cam.overlay import gradcam_overlay, to_png
 
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     dest = Path(out_dir) / f"{stem}_{result.heatmap.method.replace('+', 'p')}.png"

@@ -49,7 +49,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
-    from brainscan.convert import convert_paths
+    from brainscan.scans.convert import convert_paths
 
     results = convert_paths(_expand(args.paths), args.out, fmt=args.format, frame=args.frame)
     for r in results:
@@ -58,7 +58,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from brainscan.train import TrainConfig, run
+    from brainscan.training.run import TrainConfig, run
 
     cfg = TrainConfig(data=args.data, out=args.out, arch=args.arch, epochs=args.epochs, img_size=args.img_size,
                       weights=args.weights, batch_size=args.batch_size, learning_rate=args.lr,
@@ -71,7 +71,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from brainscan.evaluate import evaluate_folder
+    from brainscan.evaluation.metrics import evaluate_folder
 
     result = evaluate_folder(args.data, args.model)
     if args.json:
@@ -97,9 +97,9 @@ def _summary(r: dict) -> str:
 
 
 def cmd_external(args: argparse.Namespace) -> int:
-    from brainscan.card import write_markdown
-    from brainscan.external import attach_to_model, evaluate_brats, evaluate_yes_no
-    from brainscan.inference import load_model
+    from brainscan.evaluation.external import attach_to_model, evaluate_brats, evaluate_yes_no
+    from brainscan.modelfolder import write_markdown
+    from brainscan.runtime.inference import load_model
 
     model = load_model(args.model)
     result: dict = {}
@@ -116,14 +116,14 @@ def cmd_external(args: argparse.Namespace) -> int:
 
 
 def cmd_familiarity(args: argparse.Namespace) -> int:
-    from brainscan.familiarity import refit_model_folder
+    from brainscan.training.calibrate import refit_model_folder
 
     print(json.dumps(refit_model_folder(args.model, args.data), indent=2))
     return 0
 
 
 def cmd_promote(args: argparse.Namespace) -> int:
-    from brainscan.card import write_markdown
+    from brainscan.modelfolder import write_markdown
     from brainscan.runs import promote
 
     dest = Path(args.dest)
@@ -134,13 +134,13 @@ def cmd_promote(args: argparse.Namespace) -> int:
 
 
 def cmd_export_litert(args: argparse.Namespace) -> int:
-    from brainscan.model import add_lite_files
+    from brainscan.training.export import add_lite_files
 
     if not add_lite_files(args.model):
         print(f"{args.model}: the network does not end in global pooling and one linear layer; "
               "it keeps running through Keras.", file=sys.stderr)
         return 1
-    from brainscan.card import write_markdown
+    from brainscan.modelfolder import write_markdown
 
     write_markdown(args.model)
     print(f"Wrote model.tflite and head.npz into {args.model}")
@@ -163,7 +163,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from brainscan.explain_methods import CAM_METHODS
+    from brainscan.cam.methods import CAM_METHODS
 
     p = _Parser(prog="python -m brainscan", description="BrainScan: brain-MRI tumor check (research demo).")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -248,8 +248,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from brainscan.data import DatasetError
     from brainscan.errors import ModelError
+    from brainscan.scans.datasets import DatasetError
 
     try:
         return int(args.func(args) or 0)

@@ -1,5 +1,17 @@
-"""Exceptions whose message is one sentence for a user (kept free of heavy imports)."""
+"""Every refusal brainscan raises derives from BrainScanError; its message is one sentence for a user.
+
+A leaf: no imports. The command line catches BrainScanError once (brainscan.cli.main), and so do the
+pages (brainscan.app.ui.refusals). Each subclass also keeps the built-in base it always had.
+"""
 
 
-class ModelError(RuntimeError):
+class BrainScanError(Exception):
+    """Something brainscan refuses to do; ``str(err)`` says why (and what to do) in one sentence."""
+
+
+class ModelError(BrainScanError, RuntimeError):
     """A model that cannot be found, loaded or built; the message says what to do."""
+
+
+class ScanError(BrainScanError, ValueError):
+    """Input that cannot be used; ``str(err)`` is one clear sentence for a user."""

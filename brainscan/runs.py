@@ -1,7 +1,7 @@
 """Run manager for the Train page: start, watch, stop and promote training runs. No TensorFlow here.
 
 A run is a folder runs/<YYYYmmdd-HHMMSS>-<name>/ filled by ``python -m brainscan train`` running as a
-subprocess in its own session (see brainscan.train for the files). This module only starts that
+subprocess in its own session (see brainscan.training.run for the files). This module only starts that
 process, reads the folder, signals the process group and copies finished models into models/.
 
 One run at a time per server: runs/.active.json names the running run and its pid; any run folder
@@ -26,18 +26,12 @@ from dataclasses import asdict, dataclass, field, is_dataclass
 from pathlib import Path
 from typing import Any
 
-from brainscan.jsonio import read_json, write_json
+from brainscan import config
+from brainscan.config import MODELS_ENV, REPO_ROOT, RUNS_ENV  # noqa: F401 - the environment variables, for callers
+from brainscan.modelfolder import CARD_FILE, EXTRA_FILES, MODEL_FILES, WEIGHT_FILES, read_json, replace_dir, write_json
+from brainscan.training.architectures import ARCHITECTURES
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-RUNS_DIR = REPO_ROOT / "runs"
-MODELS_DIR = REPO_ROOT / "models"
-RUNS_ENV = "BRAINSCAN_RUNS_DIR"
-MODELS_ENV = "BRAINSCAN_MODELS_DIR"
-ARCHITECTURES = ("compact", "efficientnetb0", "vgg19")  # as in brainscan.model (which imports TensorFlow)
 TERMINAL_STATES = ("finished", "failed", "stopped", "crashed")
-MODEL_FILES = ("model.keras", "card.json")  # required in a promoted folder
-EXTRA_FILES = ("model.tflite", "head.npz", "ood.npz", "metrics.json", "history.json", "split.json", "config.json",
-               "external.json")
 ACTIVE_FILE = ".active.json"
 LOCK_FILE = ".lock"
 UPLOADS = "uploads"
@@ -76,7 +70,7 @@ class RunInfo:
     @property
     def complete(self) -> bool:
         """A finished run with a model (card.json is written last)."""
-        return self.state == "finished" and (self.path / "card.json").is_file()
+        return self.state == "finished" and (self.path / CARD_FILE).is_file()
 
     @property
     def started(self) -> float | None:
@@ -97,13 +91,8 @@ class RunInfo:
 
 # --- paths ------------------------------------------------------------------------------------
 
-def get_runs_dir(runs_dir: str | os.PathLike | None = None) -> Path:
-    """The runs folder: the argument, else $BRAINSCAN_RUNS_DIR, else <repo>/runs."""
-    return Path(runs_dir or os.environ.get(RUNS_ENV) or RUNS_DIR)
-
-
-def get_models_dir(models_dir: str | os.PathLike | None = None) -> Path:
-    return Path(models_dir or os.environ.get(MODELS_ENV) or MODELS_DIR)
+get_runs_dir = config.runs_dir  # the argument, else $BRAINSCAN_RUNS_DIR, else <repo>/runs
+get_models_dir = config.models_dir  # the argument, else $BRAINSCAN_MODELS_DIR, else <repo>/models
 
 
 def resolve_data_path(path: str | os.PathLike) -> Path:
@@ -220,7 +209,7 @@ def run_info(run_dir: str | os.PathLike) -> RunInfo:
     """Everything the page shows about one run. A 'running' run whose process is gone becomes 'crashed'."""
     path = Path(run_dir)
     status = read_json(path / "status.json")
-    has_card = (path / "card.json").is_file()
+    has_card = (path / CARD_FILE).is_file()
     state = str(status.get("state") or ("finished" if has_card else "unknown"))
     if state == "running" and not pid_alive(status.get("pid"), path):
         status = read_json(path / "status.json")  # the process is gone: nobody writes any more
@@ -236,7 +225,7 @@ def run_info(run_dir: str | os.PathLike) -> RunInfo:
     return RunInfo(
         path=path, name=path.name, state=state, message=str(status.get("message") or ""), status=status,
         config=read_json(path / "config.json"), progress=read_json(path / "progress.json"),
-        metrics=read_json(path / "metrics.json"), card=read_json(path / "card.json") if has_card else {},
+        metrics=read_json(path / "metrics.json"), card=read_json(path / CARD_FILE) if has_card else {},
         history=read_json(path / "history.json"), log_tail=log_tail(path))
 
 
@@ -356,9 +345,9 @@ def _wait_dead(pid: int, run_dir: Path, timeout: float) -> bool:
 
 def _remove_partial_model(run_dir: Path) -> None:
     """A run without card.json has no model: drop model files a kill may have left half-moved."""
-    if (run_dir / "card.json").is_file():
+    if (run_dir / CARD_FILE).is_file():
         return
-    for name in ("model.keras", "model.tflite", "head.npz", "ood.npz"):
+    for name in WEIGHT_FILES:
         with contextlib.suppress(FileNotFoundError):
             (run_dir / name).unlink()
     for tmp in run_dir.glob(".model-new*"):
@@ -382,7 +371,7 @@ def stop_run(run_dir: str | os.PathLike, timeout: float = 30.0) -> RunInfo:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=5)
         status = read_json(path / "status.json")
-        if status.get("state") in ("running", "stopped") and not (path / "card.json").is_file():
+        if status.get("state") in ("running", "stopped") and not (path / CARD_FILE).is_file():
             _remove_partial_model(path)
             if status.get("state") == "running":  # killed before train.py could say so itself
                 _update_status(path, state="stopped", ended=time.time(),
@@ -399,25 +388,6 @@ def _release_active(run_dir: Path) -> None:
 
 
 # --- promoting --------------------------------------------------------------------------------
-
-def replace_dir(src: Path, dst: Path) -> None:
-    """Put src at dst; an existing dst is moved aside first and removed only after the swap.
-
-    Also used by brainscan.model.save_model_folder; lives here so that promoting needs no TensorFlow import.
-    """
-    old = None
-    if dst.exists():
-        old = dst.with_name(f".{dst.name}.old-{os.getpid()}-{time.monotonic_ns()}")
-        os.replace(dst, old)
-    try:
-        os.replace(src, dst)
-    except OSError:
-        if old is not None:
-            os.replace(old, dst)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
 
 def promote(run_dir: str | os.PathLike, models_dir: str | os.PathLike | None = None, name: str = "default") -> Path:
     """Copy a finished run's model into models/<name> (complete folder or nothing; replaces an old one)."""
@@ -489,12 +459,12 @@ def dataset_summary(root: str | os.PathLike, size_sample: int = 200, val_fractio
                     test_fraction: float = 0.15, seed: int = 0) -> dict:
     """What training on root would see: images per class, image sizes, near-duplicates and the split.
 
-    A pure function of the folder's contents (cache it by path). Raises brainscan.data.DatasetError.
-    The split is the one brainscan.train makes with the same fractions and seed (before --max-images).
+    A pure function of the folder's contents (cache it by path). Raises brainscan.scans.datasets.DatasetError.
+    The split is the one brainscan.training.run makes with the same fractions and seed (before --max-images).
     """
     import numpy as np
 
-    from brainscan import data as data_mod
+    from brainscan.scans import datasets as data_mod
 
     ds = data_mod.discover(resolve_data_path(root))
     paths = [it.path for it in ds.items]
@@ -526,9 +496,9 @@ def dataset_summary(root: str | os.PathLike, size_sample: int = 200, val_fractio
 
 def find_datasets(roots: list[str | os.PathLike] | None = None, depth: int = 2) -> list[Path]:
     """Folders that look like datasets (class folders, possibly inside Training/Testing) under roots."""
-    from brainscan import data as data_mod
+    from brainscan.scans import datasets as data_mod
 
-    roots = roots if roots is not None else [REPO_ROOT.parent / "shared" / "data"]
+    roots = roots if roots is not None else [config.SHARED_DATA_DIR]
     found: list[Path] = []
 
     def looks_like(p: Path) -> bool:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from brainscan import ui
+from brainscan.app import ui
 from brainscan.errors import ModelError
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from brainscan import figures, ui
+from brainscan.app import figures, ui
 
 SPLITS = {
     "test_dedup": ("Test, deduplicated",

@@ -18,11 +18,11 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from brainscan import ui
+from brainscan.app import ui
+from brainscan.cam.methods import CAM_LABELS, CAM_METHODS
+from brainscan.cam.overlay import COLORMAPS, gradcam_overlay, to_png
 from brainscan.errors import ModelError
-from brainscan.explain_methods import CAM_LABELS, CAM_METHODS
-from brainscan.io import ScanError, load_scan, to_uint8
-from brainscan.overlay import COLORMAPS, gradcam_overlay, to_png
+from brainscan.scans.io import ScanError, load_scan, to_uint8
 
 log = logging.getLogger("brainscan.app")
 

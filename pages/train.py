@@ -14,9 +14,10 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from brainscan import figures, runs, ui
-from brainscan.archive import ArchiveError, extract_zip
-from brainscan.data import DatasetError
+from brainscan import runs
+from brainscan.app import figures, ui
+from brainscan.scans.archive import ArchiveError, extract_zip
+from brainscan.scans.datasets import DatasetError
 
 DEFAULT_DATASET = "../shared/data/navoneel-yes-no"
 MAX_UPLOAD_MB = 200  # the zip is held in memory while it is unpacked

@@ -47,7 +47,7 @@ def test_png(size: int, seed: int) -> bytes:
     import cv2
     import numpy as np
 
-    from brainscan.synthetic import phantom
+    from brainscan.scans.synthetic import phantom
 
     img, _ = phantom(size, lesion=True, seed=seed)
     ok, buf = cv2.imencode(".png", np.rint(img * 255).astype(np.uint8))

@@ -332,7 +332,7 @@ def build() -> dict[str, bytes]:
     """All sample files as {file name: bytes}."""
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))  # run as a script from anywhere
-    from brainscan.synthetic import phantom
+    from brainscan.scans.synthetic import phantom
 
     vol, wm, affine = load_template()
     vol *= TISSUE_GAIN  # headroom, so the enhancing rim can be brighter than white matter

@@ -59,7 +59,7 @@ def make_dicom() -> Callable[..., bytes]:
 @pytest.fixture(scope="session")
 def tiny_dataset(tmp_path_factory) -> str:
     """A 4-class phantom dataset (notumor: no lesion; tumor classes: lesions of different sizes)."""
-    from brainscan.synthetic import write_dataset
+    from brainscan.scans.synthetic import write_dataset
 
     root = tmp_path_factory.mktemp("phantoms")
     write_dataset(root, per_class=16, size=48, classes=("glioma", "meningioma", "notumor", "pituitary"))
@@ -68,8 +68,8 @@ def tiny_dataset(tmp_path_factory) -> str:
 
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory, tiny_dataset) -> str:
-    """A real model folder trained for a few epochs by brainscan.train on phantoms (32x32 input)."""
-    from brainscan.train import TrainConfig, run
+    """A real model folder trained for a few epochs by brainscan.training.run on phantoms (32x32 input)."""
+    from brainscan.training.run import TrainConfig, run
 
     out = tmp_path_factory.mktemp("runs") / "tiny"
     run(TrainConfig(data=tiny_dataset, out=str(out), epochs=3, img_size=32, batch_size=16, patience=3,

@@ -14,8 +14,8 @@ import pytest
 from bad_inputs import catalogue
 from streamlit.testing.v1 import AppTest
 
-from brainscan.io import ScanError, load_scan
-from brainscan.synthetic import phantom
+from brainscan.scans.io import ScanError, load_scan
+from brainscan.scans.synthetic import phantom
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "streamlit_app.py")
@@ -97,7 +97,7 @@ def test_home_and_model_pages_do_not_import_tensorflow(tiny_model):
     code = (
         "import sys\n"
         "from streamlit.testing.v1 import AppTest\n"
-        "import brainscan.ui as ui\n"
+        "import brainscan.app.ui as ui\n"
         "ui.ModelHolder.start = lambda self: None  # no background warm-up: measure the pages alone\n"
         f"at = AppTest.from_file({APP!r}, default_timeout=60)\n"
         "at.run()\n"
@@ -255,7 +255,7 @@ def test_several_files_give_a_sortable_table_with_thumbnails(model_env):
 
 
 def test_sample_images_one_click(model_env, monkeypatch, tmp_path):
-    import brainscan.ui as ui
+    import brainscan.app.ui as ui
 
     (tmp_path / "README.md").write_text("samples")
     (tmp_path / "sample_glioma.png").write_bytes(png(seed=5))
@@ -269,7 +269,7 @@ def test_sample_images_one_click(model_env, monkeypatch, tmp_path):
 
 
 def test_empty_sample_folder(model_env, monkeypatch, tmp_path):
-    import brainscan.ui as ui
+    import brainscan.app.ui as ui
 
     monkeypatch.setattr(ui, "SAMPLES_DIR", tmp_path / "missing")
     at = scan_page()
@@ -278,7 +278,7 @@ def test_empty_sample_folder(model_env, monkeypatch, tmp_path):
 
 
 def test_unexpected_failure_is_a_friendly_error(model_env, monkeypatch):
-    import brainscan.ui as ui
+    import brainscan.app.ui as ui
 
     def boom(*args, **kwargs):
         raise RuntimeError("secret header value Doe^Jane")

@@ -1,4 +1,4 @@
-"""brainscan.archive.extract_zip: safe extraction of uploaded dataset zips."""
+"""brainscan.scans.archive.extract_zip: safe extraction of uploaded dataset zips."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from brainscan.archive import ArchiveError, extract_zip
+from brainscan.scans.archive import ArchiveError, extract_zip
 
 
 def make_zip(entries: dict[str, bytes], *, compression: int = zipfile.ZIP_DEFLATED,
@@ -41,8 +41,8 @@ def test_class_folders_at_top_level_stay_root(tmp_path: Path) -> None:
 
 
 def test_extracted_dataset_is_discoverable(tmp_path: Path) -> None:
-    from brainscan.data import discover
-    from brainscan.synthetic import write_dataset
+    from brainscan.scans.datasets import discover
+    from brainscan.scans.synthetic import write_dataset
 
     src = write_dataset(tmp_path / "src" / "phantoms", per_class=3, size=32)
     entries = {str(p.relative_to(src.parent)): p.read_bytes() for p in sorted(src.rglob("*.png"))}

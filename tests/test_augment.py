@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 tf = pytest.importorskip("tensorflow")
-from brainscan import augment  # noqa: E402
+from brainscan.training import augment  # noqa: E402
 
 
 def _heads(n: int = 8, size: int = 16) -> tf.Tensor:

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from bad_inputs import catalogue
 
-from brainscan.synthetic import phantom
+from brainscan.scans.synthetic import phantom
 
 ROOT = Path(__file__).resolve().parent.parent
 

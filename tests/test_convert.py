@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from brainscan.convert import convert_paths
+from brainscan.scans.convert import convert_paths
 
 WINDOW = {"WindowCenter": 50, "WindowWidth": 100, "VOILUTFunction": "LINEAR_EXACT"}  # y = x / 100
 

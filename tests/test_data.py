@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from brainscan import data
+from brainscan.scans import datasets as data
 
 
 def _touch(root, *parts):
@@ -72,7 +72,7 @@ def test_plan_split_excludes_official_test_images_duplicated_in_training():
 def test_perceptual_hash_finds_resized_copy(tmp_path):
     import cv2
 
-    from brainscan.synthetic import phantom
+    from brainscan.scans.synthetic import phantom
 
     a, _ = phantom(128, lesion=True, seed=3)
     b, _ = phantom(128, lesion=False, seed=9)

@@ -12,8 +12,8 @@ from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset
 from pydicom.encaps import encapsulate
 
-from brainscan.dicom import SAFE_TAGS, read_dicom, ts_name
-from brainscan.io import ScanError, is_dicom, load_scan
+from brainscan.scans.dicom import SAFE_TAGS, read_dicom, ts_name
+from brainscan.scans.io import ScanError, is_dicom, load_scan
 
 SECRETS = ("Doe", "Jane", "DOE-4711", "19800101")
 
@@ -241,7 +241,7 @@ def test_broken_codestream_names_syntax():
 
 
 def test_header_too_large_refused_before_decoding(make_dicom, monkeypatch):
-    import brainscan.dicom as dcm
+    import brainscan.scans.dicom as dcm
 
     def boom(*args, **kwargs):
         raise AssertionError("decoded")

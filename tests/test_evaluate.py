@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from brainscan.evaluate import binary_metrics, classification_metrics, expected_calibration_error
+from brainscan.evaluation.metrics import binary_metrics, classification_metrics, expected_calibration_error
 
 
 def test_ece_hand_computed():

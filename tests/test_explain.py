@@ -6,9 +6,9 @@ import keras
 import numpy as np
 import pytest
 
-from brainscan.explain import CAM_METHODS, cam_for_input, find_target_layer, heatmap
-from brainscan.model import LoadedModel
-from brainscan.preprocess import prepare
+from brainscan.cam.keras_vis import CAM_METHODS, cam_for_input, find_target_layer, heatmap
+from brainscan.runtime.keras_model import LoadedModel
+from brainscan.scans.preprocess import prepare
 
 
 @keras.saving.register_keras_serializable("brainscan_tests")
@@ -66,7 +66,7 @@ def test_unknown_method_is_refused():
 
 
 def test_heatmap_is_empty_when_evidence_lies_outside_the_image():
-    from brainscan.explain import Heatmap
+    from brainscan.cam.keras_vis import Heatmap
 
     inside = np.zeros((8, 8), np.float32)
     inside[2, 3] = 0.5

@@ -6,8 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from brainscan.data import DatasetError
-from brainscan.synthetic import phantom, write_dataset
+from brainscan.scans.datasets import DatasetError
+from brainscan.scans.synthetic import phantom, write_dataset
 
 
 @pytest.fixture
@@ -37,8 +37,8 @@ def brats_like(tmp_path):
 
 @pytest.mark.slow
 def test_brats_evaluation_per_sequence_with_pointing_game(tiny_model, brats_like):
-    from brainscan.external import evaluate_brats
-    from brainscan.model import load_model
+    from brainscan.evaluation.external import evaluate_brats
+    from brainscan.runtime.keras_model import load_model
 
     out = evaluate_brats(str(brats_like), load_model(tiny_model))
     assert set(out["sequences"]) == {"flair", "t1c"}
@@ -59,8 +59,8 @@ def test_brats_evaluation_per_sequence_with_pointing_game(tiny_model, brats_like
 
 @pytest.mark.slow
 def test_yes_no_evaluation_removes_near_duplicates_of_training(tiny_model, tmp_path):
-    from brainscan.external import evaluate_yes_no
-    from brainscan.model import load_model
+    from brainscan.evaluation.external import evaluate_yes_no
+    from brainscan.runtime.keras_model import load_model
 
     yes_no = write_dataset(tmp_path / "yn", per_class=5, size=48, classes=("no", "yes"), seed=0)
     training = write_dataset(tmp_path / "train", per_class=5, size=48, classes=("no", "yes"), seed=0)  # same images
@@ -71,7 +71,7 @@ def test_yes_no_evaluation_removes_near_duplicates_of_training(tiny_model, tmp_p
 
 
 def test_brightest_point_finds_a_bright_blob_not_a_single_hot_pixel():
-    from brainscan.external import brightest_point
+    from brainscan.evaluation.external import brightest_point
 
     img = np.zeros((40, 60), np.float32)
     img[20:30, 40:50] = 0.8  # a bright lesion-sized blob
@@ -82,7 +82,7 @@ def test_brightest_point_finds_a_bright_blob_not_a_single_hot_pixel():
 def test_attaching_one_set_keeps_the_other_sets_results(tmp_path):
     import json
 
-    from brainscan.external import attach_to_model
+    from brainscan.evaluation.external import attach_to_model
 
     (tmp_path / "card.json").write_text("{}")
     seq = {"n": 10, "roc_auc": 0.5, "pointing_game": {"hit_rate": 0.2}, "flagged_unfamiliar": 0.1}

@@ -1,9 +1,9 @@
-"""The pixel familiarity check (brainscan.familiarity) and how prediction combines it with the feature check."""
+"""The pixel familiarity check (brainscan.runtime.familiarity) and how prediction combines it with the feature check."""
 
 import numpy as np
 import pytest
 
-from brainscan import familiarity
+from brainscan.runtime import familiarity
 
 
 def _discs(n: int, rng: np.random.Generator, size: int = 32, radius: float = 12.0) -> np.ndarray:
@@ -50,7 +50,7 @@ def test_thumbnail_is_an_area_average():
 
 
 def test_prediction_takes_the_more_unusual_of_the_two_checks(fitted, tiny_model):
-    from brainscan.inference import load_model, predict_batch
+    from brainscan.runtime.inference import load_model, predict_batch
 
     model = load_model(tiny_model)
     assert familiarity.has_stats(model.ood)  # training stores the pixel check with the model

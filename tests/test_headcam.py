@@ -1,4 +1,5 @@
-"""Closed-form CAMs (brainscan.headcam) and the LiteRT runtime (brainscan.lite) against tf-keras-vis and Keras."""
+"""Closed-form CAMs (brainscan.cam.headcam) and the LiteRT runtime (brainscan.runtime.lite) against tf-keras-vis
+and Keras."""
 
 import subprocess
 import sys
@@ -8,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from brainscan import headcam
+from brainscan.cam import headcam
 
 
 def test_gradcam_is_the_relu_of_the_class_weighted_feature_map():
@@ -56,7 +57,7 @@ def test_expand_keeps_corners_like_tf_keras_vis():
 
 @pytest.fixture(scope="module")
 def both_backends(tiny_model):
-    from brainscan.inference import load_model
+    from brainscan.runtime.inference import load_model
 
     return load_model(tiny_model, backend="litert"), load_model(tiny_model, backend="keras")
 
@@ -66,7 +67,7 @@ def test_saved_model_folder_has_lite_files(tiny_model):
 
 
 def test_litert_predictions_match_keras(both_backends, tiny_dataset):
-    from brainscan.pipeline import prepare_paths
+    from brainscan.scans.batch import prepare_paths
 
     lite, keras_model = both_backends
     paths = sorted(str(p) for p in Path(tiny_dataset).rglob("*.png"))[::7]
@@ -79,8 +80,8 @@ def test_litert_predictions_match_keras(both_backends, tiny_dataset):
 
 @pytest.mark.parametrize("method", ["gradcam", "gradcam++", "scorecam"])
 def test_closed_forms_match_tf_keras_vis(both_backends, tiny_dataset, method):
-    from brainscan.heatmap import normalize_cam
-    from brainscan.pipeline import prepare_paths
+    from brainscan.cam.heatmap import normalize_cam
+    from brainscan.scans.batch import prepare_paths
 
     lite, keras_model = both_backends
     paths = sorted(str(p) for p in Path(tiny_dataset).rglob("*.png"))[::9]
@@ -99,7 +100,7 @@ def test_closed_forms_match_tf_keras_vis(both_backends, tiny_dataset, method):
 def test_export_refuses_a_head_that_is_not_pooling_plus_linear(tmp_path):
     import keras
 
-    from brainscan.model import export_lite
+    from brainscan.training.export import export_lite
 
     inp = keras.Input((16, 16, 1))
     x = keras.layers.Conv2D(4, 3, padding="same", activation="relu")(inp)
@@ -129,14 +130,15 @@ def test_a_scan_check_on_litert_never_imports_tensorflow(tiny_model):
 
 
 def test_a_failed_litert_export_still_saves_a_complete_keras_folder(tiny_model, tmp_path, monkeypatch):
-    from brainscan import model as model_mod
-    from brainscan.inference import load_model
+    from brainscan.runtime.inference import load_model
+    from brainscan.runtime.keras_model import load_model as load_keras
+    from brainscan.training import export
 
     def broken(*_):
         raise RuntimeError("converter crashed")
 
-    monkeypatch.setattr(model_mod, "export_lite", broken)
-    loaded = model_mod.load_model(tiny_model)
-    out = model_mod.save_model_folder(loaded.keras_model, loaded.card, tmp_path / "m")
+    monkeypatch.setattr(export, "export_lite", broken)
+    loaded = load_keras(tiny_model)
+    out = export.save_model_folder(loaded.keras_model, loaded.card, tmp_path / "m")
     assert (out / "model.keras").is_file() and not (out / "model.tflite").exists()
     assert load_model(out).backend == "keras"

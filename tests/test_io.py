@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile
 
-import brainscan.io as bio
-from brainscan.io import MAX_SIDE, Scan, ScanError, is_dicom, load_scan, load_scan_path, to_uint8
+import brainscan.scans.io as bio
+from brainscan.scans.io import MAX_SIDE, Scan, ScanError, is_dicom, load_scan, load_scan_path, to_uint8
 
 
 def encode(img: Image.Image, fmt: str = "PNG", **kwargs: object) -> bytes:
@@ -255,7 +255,7 @@ def test_limits_are_exported():
 
 def test_no_tensorflow_import():
     code = (
-        "import sys, brainscan.io, brainscan.dicom, brainscan.convert; "
+        "import sys, brainscan.scans.io, brainscan.scans.dicom, brainscan.scans.convert; "
         "assert 'tensorflow' not in sys.modules, 'tensorflow imported'"
     )
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

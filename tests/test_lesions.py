@@ -1,9 +1,10 @@
-"""Synthetic lesions (brainscan.lesions) and the class they are given (brainscan.train.lesion_target)."""
+"""Synthetic lesions (brainscan.training.lesions) and the class they are given
+(brainscan.training.run.lesion_target)."""
 
 import numpy as np
 import pytest
 
-from brainscan.train import lesion_target
+from brainscan.training.run import lesion_target
 
 
 def _heads(n: int = 6, size: int = 32) -> np.ndarray:
@@ -22,7 +23,7 @@ def test_lesion_target_prefers_glioma_then_tumor():
 
 def test_painted_lesions_change_the_inside_of_the_head_only():
     tf = pytest.importorskip("tensorflow")
-    from brainscan.lesions import paint_lesions
+    from brainscan.training.lesions import paint_lesions
 
     tf.random.set_seed(0)
     x = _heads()
@@ -37,7 +38,7 @@ def test_painted_lesions_change_the_inside_of_the_head_only():
 
 def test_add_lesions_relabels_only_tumor_free_images():
     tf = pytest.importorskip("tensorflow")
-    from brainscan.lesions import add_lesions
+    from brainscan.training.lesions import add_lesions
 
     x = _heads(4)
     y = np.array([2, 2, 0, 1], np.int64)  # notumor = 2, lesion class = 0

@@ -6,7 +6,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from brainscan import model as m
+from brainscan.errors import ModelError
+from brainscan.runtime.inference import mahalanobis, predict, predict_batch, softmax, tumor_probability
+from brainscan.runtime.keras_model import load_model
+from brainscan.training import export
+from brainscan.training.architectures import build_model
+from brainscan.training.calibrate import fit_temperature, ood_stats
 
 
 def test_fit_temperature_recovers_overconfidence():
@@ -15,70 +20,66 @@ def test_fit_temperature_recovers_overconfidence():
     true_logits = rng.normal(0, 1, (4000, 3))
     true_logits[np.arange(4000), labels] += 1.5
     # Sample labels from softmax(true_logits), then hand the model 3x sharper logits.
-    p = m.softmax(true_logits)
+    p = softmax(true_logits)
     y = np.array([rng.choice(3, p=row) for row in p])
-    t = m.fit_temperature(3 * true_logits, y)
+    t = fit_temperature(3 * true_logits, y)
     assert t == pytest.approx(3.0, rel=0.1)
 
 
 def test_softmax_temperature_flattens():
-    probs = m.softmax(np.array([[2.0, 0.0]]), temperature=2.0)
+    probs = softmax(np.array([[2.0, 0.0]]), temperature=2.0)
     assert probs[0, 0] == pytest.approx(np.exp(1) / (np.exp(1) + 1))
 
 
 def test_tumor_probability_and_missing_notumor():
     probs = np.array([[0.1, 0.2, 0.6, 0.1]])
-    assert m.tumor_probability(probs, ["glioma", "meningioma", "notumor", "pituitary"])[0] == pytest.approx(0.4)
-    with pytest.raises(m.ModelError):
-        m.tumor_probability(probs, ["a", "b", "c", "d"])
+    assert tumor_probability(probs, ["glioma", "meningioma", "notumor", "pituitary"])[0] == pytest.approx(0.4)
+    with pytest.raises(ModelError):
+        tumor_probability(probs, ["a", "b", "c", "d"])
 
 
 def test_mahalanobis_is_zero_at_class_mean():
     feats = np.array([[0.0, 0.0], [1.0, 1.0], [10.0, 10.0], [11.0, 9.0]])
-    stats = m.ood_stats(feats, np.array([0, 0, 1, 1]), 2)
-    d = m.mahalanobis(np.array([[0.5, 0.5], [50.0, -50.0]]), stats)
+    stats = ood_stats(feats, np.array([0, 0, 1, 1]), 2)
+    d = mahalanobis(np.array([[0.5, 0.5], [50.0, -50.0]]), stats)
     assert d[0] == pytest.approx(0.0, abs=1e-3) and d[1] > 10
 
 
 def test_load_model_errors_clearly(tmp_path):
-    with pytest.raises(m.ModelError, match="not a model folder"):
-        m.load_model(tmp_path)
+    with pytest.raises(ModelError, match="not a model folder"):
+        load_model(tmp_path)
 
 
 @pytest.mark.slow
 def test_tiny_model_folder_predicts_calibrated_probabilities(tiny_model):
-    loaded = m.load_model(tiny_model)
+    loaded = load_model(tiny_model)
     card = json.loads((loaded.path / "card.json").read_text())
     assert loaded.classes == ["glioma", "meningioma", "notumor", "pituitary"] and loaded.size == 32
     assert card["calibration"]["temperature"] > 0 and "test_dedup" in card["scores"] or "val" in card["scores"]
     x = np.random.default_rng(0).random((3, 32, 32, 1)).astype(np.float32)
-    preds = m.predict_batch(loaded, x)
+    preds = predict_batch(loaded, x)
     for p in preds:
         assert sum(p.probabilities.values()) == pytest.approx(1.0)
         assert p.tumor_probability == pytest.approx(1 - p.probabilities["notumor"])
         assert 0.0 <= p.ood_score <= 1.0
-    assert m.predict(loaded, x[0]).probabilities == pytest.approx(preds[0].probabilities)
+    assert predict(loaded, x[0]).probabilities == pytest.approx(preds[0].probabilities)
 
 
 @pytest.mark.slow
-def test_save_model_folder_is_atomic(tiny_model, tmp_path):
-    loaded = m.load_model(tiny_model)
+def test_save_model_folder_is_atomic(tiny_model, tmp_path, monkeypatch):
+    loaded = load_model(tiny_model)
     dest = tmp_path / "models" / "x"
-    m.save_model_folder(loaded.keras_model, {**loaded.card, "name": "first"}, dest)
+    export.save_model_folder(loaded.keras_model, {**loaded.card, "name": "first"}, dest)
 
     class Boom(Exception):
         pass
 
-    real = m.shutil.rmtree
-    try:
-        m.replace_dir = lambda *a: (_ for _ in ()).throw(Boom())  # fail at the swap
-        with pytest.raises(Boom):
-            m.save_model_folder(loaded.keras_model, {**loaded.card, "name": "second"}, dest)
-    finally:
-        import importlib
+    def fail_at_the_swap(*_):
+        raise Boom()
 
-        importlib.reload(m)
-        m.shutil.rmtree = real
+    monkeypatch.setattr(export, "replace_dir", fail_at_the_swap)
+    with pytest.raises(Boom):
+        export.save_model_folder(loaded.keras_model, {**loaded.card, "name": "second"}, dest)
     assert json.loads((dest / "card.json").read_text())["name"] == "first"
     assert sorted(p.name for p in dest.parent.iterdir()) == ["x"]  # no temp folder left behind
 
@@ -90,21 +91,21 @@ def test_transfer_without_internet_fails_clearly(monkeypatch):
         raise OSError("URL fetch failure")
 
     monkeypatch.setattr(keras.applications, "EfficientNetB0", offline)
-    with pytest.raises(m.ModelError, match="--weights none"):
-        m.build_model("efficientnetb0", 32, 4, "imagenet")
-    with pytest.raises(m.ModelError, match="does not exist"):
-        m.build_model("vgg19", 32, 4, "/nonexistent/weights.h5")
-    with pytest.raises(m.ModelError, match="no pretrained weights"):
-        m.build_model("compact", 32, 4, "imagenet")
+    with pytest.raises(ModelError, match="--weights none"):
+        build_model("efficientnetb0", 32, 4, "imagenet")
+    with pytest.raises(ModelError, match="does not exist"):
+        build_model("vgg19", 32, 4, "/nonexistent/weights.h5")
+    with pytest.raises(ModelError, match="no pretrained weights"):
+        build_model("compact", 32, 4, "imagenet")
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("arch", ["efficientnetb0", "vgg19"])
 def test_transfer_backbones_build_predict_and_explain_offline(arch):
     """weights=none works offline; the grayscale input is repeated to RGB inside; Grad-CAM finds a target."""
-    from brainscan.explain import cam_for_input, find_target_layer
+    from brainscan.cam.keras_vis import cam_for_input, find_target_layer
 
-    model = m.build_model(arch, 32, 4, "none")
+    model = build_model(arch, 32, 4, "none")
     x = np.random.default_rng(0).random((1, 32, 32, 1)).astype(np.float32)
     assert model(x).shape == (1, 4)
     layer = find_target_layer(model)
@@ -113,8 +114,8 @@ def test_transfer_backbones_build_predict_and_explain_offline(arch):
 
 
 def test_training_can_show_skull_stripped_copies(tiny_dataset, tmp_path, capsys):
-    from brainscan.pipeline import prepare_paths
-    from brainscan.train import TrainConfig, run
+    from brainscan.scans.batch import prepare_paths
+    from brainscan.training.run import TrainConfig, run
 
     paths = sorted(str(p) for p in Path(tiny_dataset).rglob("*.png"))[:4]
     plain, _, _ = prepare_paths(paths, 32)
@@ -132,8 +133,8 @@ def test_training_can_show_skull_stripped_copies(tiny_dataset, tmp_path, capsys)
 def test_extra_training_images_join_training_only_and_never_duplicate_evaluation(tiny_dataset, tmp_path, capsys):
     import shutil
 
-    from brainscan.data import DatasetError
-    from brainscan.train import TrainConfig, run
+    from brainscan.scans.datasets import DatasetError
+    from brainscan.training.run import TrainConfig, run
 
     # The extra set is a copy of every glioma image: those in val or test must be dropped, the rest kept.
     extra = tmp_path / "extra"

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from brainscan.overlay import colorize, gradcam_overlay, peak
+from brainscan.cam.overlay import colorize, gradcam_overlay, peak
 
 
 def test_overlay_zero_cam_leaves_image_and_full_cam_blends():

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from brainscan import preprocess as pp
-from brainscan.synthetic import phantom
+from brainscan.scans import preprocess as pp
+from brainscan.scans.synthetic import phantom
 
 
 def test_to_gray_rgb_average_and_rescale():
@@ -80,8 +80,9 @@ def test_preprocess_and_io_do_not_import_tensorflow():
     import subprocess
     import sys
 
-    code = ("import sys, brainscan.io, brainscan.dicom, brainscan.preprocess, brainscan.overlay, brainscan.data, "
-            "brainscan.convert, brainscan.synthetic, brainscan.evaluate, brainscan.cli;"
+    code = ("import sys, brainscan.scans.io, brainscan.scans.dicom, brainscan.scans.preprocess, brainscan.cam.overlay, "
+            "brainscan.scans.datasets, "
+            "brainscan.scans.convert, brainscan.scans.synthetic, brainscan.evaluation.metrics, brainscan.cli;"
             "brainscan.cli.build_parser(); assert 'tensorflow' not in sys.modules, 'tensorflow imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
 

@@ -14,14 +14,14 @@ from pathlib import Path
 import pytest
 
 from brainscan import runs
-from brainscan.data import DatasetError
+from brainscan.scans.datasets import DatasetError
 
 TINY = {"img_size": 32, "batch_size": 8, "max_images": 0}
 
 
 @pytest.fixture(scope="module")
 def phantoms(tmp_path_factory) -> str:
-    from brainscan.synthetic import write_dataset
+    from brainscan.scans.synthetic import write_dataset
 
     return str(write_dataset(tmp_path_factory.mktemp("phantoms"), per_class=8, size=32))
 
@@ -85,7 +85,7 @@ def test_train_command_and_names(tmp_path: Path) -> None:
     assert cmd[cmd.index("--data") + 1] == str(tmp_path)
     assert cmd[cmd.index("--epochs") + 1] == "2" and cmd[cmd.index("--lr") + 1] == "0.001"
     assert "--no-augment" in cmd and "--name" not in cmd
-    from brainscan.train import TrainConfig
+    from brainscan.training.run import TrainConfig
 
     cmd = runs.train_command(runs._config_dict(TrainConfig(data=str(tmp_path), out="ignored", epochs=4)), tmp_path)
     assert cmd[cmd.index("--epochs") + 1] == "4" and cmd[cmd.index("--out") + 1] == str(tmp_path)
@@ -173,7 +173,7 @@ def test_dataset_summary(phantoms: str, tmp_path: Path) -> None:
 
 
 def test_find_datasets(tmp_path: Path) -> None:
-    from brainscan.synthetic import write_dataset
+    from brainscan.scans.synthetic import write_dataset
 
     dataset = write_dataset(tmp_path / "shared" / "tiny", per_class=2, size=32)
     (tmp_path / "shared" / "not_a_dataset" / "misc").mkdir(parents=True)
@@ -275,7 +275,7 @@ def test_promote_copies_and_replaces_atomically(finished_run: Path, tmp_path: Pa
 
 @pytest.mark.slow
 def test_promoted_model_loads(finished_run: Path, tmp_path: Path) -> None:
-    from brainscan.model import load_model
+    from brainscan.runtime.keras_model import load_model
 
     dst = runs.promote(finished_run, models_dir=tmp_path / "models", name="demo")
     model = load_model(dst)

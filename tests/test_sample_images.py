@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from brainscan.io import is_dicom, load_scan
+from brainscan.scans.io import is_dicom, load_scan
 
 SAMPLES = Path(__file__).resolve().parents[1] / "sample_images"
 README = SAMPLES / "README.md"

@@ -30,10 +30,10 @@ def test_model_folder_is_complete_and_small():
 @pytest.mark.slow
 def test_litert_runtime_answers_like_keras_on_the_sample_images():
     """The app runs the shipped model through LiteRT; its answers and heatmaps must be Keras's."""
-    from brainscan.heatmap import normalize_cam
-    from brainscan.inference import load_model
-    from brainscan.io import load_scan
-    from brainscan.preprocess import prepare
+    from brainscan.cam.heatmap import normalize_cam
+    from brainscan.runtime.inference import load_model
+    from brainscan.scans.io import load_scan
+    from brainscan.scans.preprocess import prepare
 
     lite, keras_model = load_model(MODEL, backend="litert"), load_model(MODEL, backend="keras")
     for path in sorted((ROOT / "sample_images").glob("*.png")):
@@ -72,9 +72,10 @@ def test_sample_images_get_valid_predictions():
 @pytest.mark.skipif(not DATA.is_dir(), reason="../shared/data/brain-tumor-mri is not beside the repository")
 def test_card_accuracy_reproduces_on_the_deduplicated_test_split():
     """Recompute the headline figure from the shipped weights and the shipped split: no hand-typed numbers."""
-    from brainscan.evaluate import classification_metrics
-    from brainscan.model import load_model, softmax
-    from brainscan.pipeline import prepare_paths
+    from brainscan.evaluation.metrics import classification_metrics
+    from brainscan.runtime.inference import softmax
+    from brainscan.runtime.keras_model import load_model
+    from brainscan.scans.batch import prepare_paths
 
     model = load_model(MODEL)
     files = json.loads((MODEL / "split.json").read_text())["files"]["test_dedup"]

@@ -16,7 +16,7 @@ PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "train.py")
 
 @pytest.fixture(scope="module")
 def phantoms(tmp_path_factory) -> str:
-    from brainscan.synthetic import write_dataset
+    from brainscan.scans.synthetic import write_dataset
 
     return str(write_dataset(tmp_path_factory.mktemp("page-phantoms") / "phantoms", per_class=8, size=32))
 

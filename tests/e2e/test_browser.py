@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from brainscan.synthetic import phantom
+from brainscan.scans.synthetic import phantom
 
 pytestmark = pytest.mark.e2e
 

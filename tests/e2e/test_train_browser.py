@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory) -> Path:
-    from brainscan.synthetic import write_dataset
+    from brainscan.scans.synthetic import write_dataset
 
     return write_dataset(tmp_path_factory.mktemp("e2e-data") / "phantoms", per_class=10, size=64)
 

@@ -1,6 +1,6 @@
 """How much a prepared scan looks like the training images, in pixel space. NumPy only.
 
-The network's own features (Mahalanobis distance in brainscan.inference) say little about scans
+The network's own features (Mahalanobis distance in brainscan.runtime.inference) say little about scans
 from another source: the network maps them confidently into a known class. This second check looks
 at the image itself: a 24x24 thumbnail of the model input is projected onto the principal components
 of the training thumbnails; the score adds the distance inside that subspace (in units of each
@@ -16,6 +16,9 @@ import numpy as np
 THUMB = 24
 COMPONENTS = 32
 PREFIX = "pixel_"  # keys inside ood.npz
+UNFAMILIAR_CHECK = ("a scan is flagged when it looks less ordinary than 99% of the validation scans on either "
+                    "the network's pooled features (Mahalanobis distance to the nearest class mean) or its pixels "
+                    "(24x24 thumbnail against 32 principal components of the training images)")  # for the card
 
 
 def thumbnails(inputs: np.ndarray) -> np.ndarray:
@@ -61,42 +64,3 @@ def percentiles(inputs: np.ndarray, ood: dict) -> np.ndarray:
     """Share of validation scans that look more ordinary than each input (0..1; near 1 = unfamiliar)."""
     ref = ood[PREFIX + "val_scores"]
     return np.searchsorted(ref, raw_scores(inputs, ood)) / len(ref)
-
-
-def refit_model_folder(model_dir: str, data_dir: str) -> dict:
-    """Fit the pixel check for an existing model folder from the train/val files its split.json lists
-    (found under data_dir), store it in ood.npz, and report how often scans of its deduplicated test
-    split are flagged (combined with the feature check)."""
-    import os
-    from pathlib import Path
-
-    from brainscan.card import write_markdown
-    from brainscan.inference import OOD_THRESHOLD, load_model, predict_batch
-    from brainscan.jsonio import read_json, write_json
-    from brainscan.pipeline import prepare_paths
-    from brainscan.train import UNFAMILIAR_CHECK
-
-    folder = Path(model_dir)
-    files = read_json(folder / "split.json")["files"]
-    model = load_model(folder)
-    arrays = {part: prepare_paths([os.path.join(data_dir, f) for f in files[part]], model.size)[0]
-              for part in ("train", "val", "test_dedup")}
-    ood_path = folder / "ood.npz"
-    ood = {k: v for k, v in model.ood.items() if not k.startswith(PREFIX)}
-    ood.update(fit(arrays["train"], arrays["val"]))
-    tmp = folder / ".ood-new.npz"
-    np.savez(tmp, **ood)
-    os.replace(tmp, ood_path)
-    model.ood = ood
-    test = arrays["test_dedup"]
-    flagged = [p.out_of_distribution for p in predict_batch(model, test)]
-    pixel_only = percentiles(test, ood) >= OOD_THRESHOLD
-    report = {"train": len(arrays["train"]), "val": len(arrays["val"]), "test_dedup": len(test),
-              "test_dedup_flagged": float(np.mean(flagged)),
-              "test_dedup_flagged_pixel_check": float(np.mean(pixel_only))}
-    card = read_json(folder / "card.json")
-    card["unfamiliar_check"] = UNFAMILIAR_CHECK
-    card.setdefault("scores", {}).setdefault("test_dedup", {})["flagged_unfamiliar"] = report["test_dedup_flagged"]
-    write_json(folder / "card.json", card)
-    write_markdown(folder)
-    return report

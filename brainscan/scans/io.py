@@ -8,7 +8,7 @@ Pixel conventions of :class:`Scan.pixels`: float32, H x W, [0, 1].
   transparency is composited on black.
 * 16-bit / 32-bit / float images (e.g. PNG "I;16"): linear min-max stretch of
   the actual values to [0, 1] (there is no standard display window), with a note.
-* DICOM: see :mod:`brainscan.dicom` (modality LUT, VOI LUT / window or a
+* DICOM: see :mod:`brainscan.scans.dicom` (modality LUT, VOI LUT / window or a
   0.5-99.5 percentile stretch, MONOCHROME1 inverted).
 * Images larger than MAX_SIDE on a side are downscaled with cv2.INTER_AREA.
 """
@@ -24,6 +24,9 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps
 
+from brainscan.errors import ScanError
+from brainscan.scans.pixels import MAX_FILE_BYTES, MAX_PIXELS, MAX_SIDE, MIN_SIDE, luma
+
 __all__ = [
     "MAX_FILE_BYTES",
     "MAX_PIXELS",
@@ -37,10 +40,6 @@ __all__ = [
     "to_uint8",
 ]
 
-MAX_PIXELS: int = 40_000_000  # header-declared width*height limit, checked before decoding
-MAX_SIDE: int = 2048
-MIN_SIDE: int = 16
-MAX_FILE_BYTES: int = 512 * 1024 * 1024  # load_scan_path refuses larger files
 
 # Formats we let Pillow open. Excludes e.g. EPS (runs Ghostscript) and exotic
 # plugins; anything else is reported as "not an image we can read".
@@ -49,10 +48,6 @@ IMAGE_FORMATS: tuple[str, ...] = (
 )
 _HIGH_DEPTH_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
 _ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
-
-
-class ScanError(ValueError):
-    """Input that cannot be used; ``str(err)`` is one clear sentence for a user."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -81,7 +76,7 @@ def is_dicom(data: bytes) -> bool:
         return True
     if len(data) < 8 or data[:2] not in (b"\x02\x00", b"\x08\x00", b"\x00\x08"):
         return False  # cheap reject without importing pydicom
-    from brainscan.dicom import looks_like_dicom
+    from brainscan.scans.dicom import looks_like_dicom
 
     return looks_like_dicom(data)
 
@@ -107,15 +102,6 @@ def _bomb_error(label: str, exc: Exception) -> ScanError:
     match = re.search(r"\((\d+) pixels\)", str(exc))
     size = f" ({int(match.group(1)):,} pixels)" if match else ""
     return ScanError(f"{label} is too large to open safely{size}; the limit is {MAX_PIXELS:,} pixels.")
-
-
-def luma(rgb: np.ndarray, scale: float) -> np.ndarray:
-    """ITU-R 601 luminance of an H x W x >=3 array, divided by ``scale`` (float32).
-
-    Per-channel float32 arithmetic: ~10x faster than a float64 matmul on 12 MP.
-    """
-    r, g, b = (rgb[..., i].astype(np.float32) for i in range(3))
-    return (r * np.float32(0.299) + g * np.float32(0.587) + b * np.float32(0.114)) / np.float32(scale)
 
 
 COLOUR_NOTE_THRESHOLD = 0.08  # mean channel spread (0..1); grayscale saved as RGB JPEG stays below 0.02
@@ -153,7 +139,7 @@ def _image_to_float(img: Image.Image, notes: list[str]) -> np.ndarray:
     return gray
 
 
-# (pixels, n_frames, frame index, metadata, notes), as returned by brainscan.dicom.read_dicom too
+# (pixels, n_frames, frame index, metadata, notes), as returned by brainscan.scans.dicom.read_dicom too
 Decoded = tuple[np.ndarray, int, int, dict[str, object], list[str]]
 
 
@@ -228,7 +214,7 @@ def load_scan(data: bytes, name: str = "", frame: int | None = None) -> Scan:
     if frame is not None and (isinstance(frame, bool) or not isinstance(frame, (int, np.integer))):
         raise ScanError("The frame number must be a whole number.")
     if is_dicom(data):
-        from brainscan.dicom import read_dicom
+        from brainscan.scans.dicom import read_dicom
 
         kind = "dicom"
         pixels, n_frames, index, meta, notes = read_dicom(data, frame)

@@ -72,7 +72,7 @@ def _check(infos: list[zipfile.ZipInfo], max_total_bytes: int, max_files: int, m
 
 def _dataset_root(dest: Path, max_depth: int = 4) -> Path:
     """Descend through single top folders (e.g. archive/ or data/) down to where the content starts."""
-    from brainscan.data import SPLIT_NAMES, canonical_class
+    from brainscan.scans.datasets import SPLIT_NAMES, canonical_class
 
     root = dest
     for _ in range(max_depth):

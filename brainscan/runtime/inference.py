@@ -1,70 +1,23 @@
 """Calibrated prediction and loading a model folder, without importing TensorFlow.
 
-``load_model`` runs a folder through LiteRT when it has ``model.tflite`` (brainscan.lite) and falls
-back to Keras (brainscan.model, which imports TensorFlow) when it does not or when asked to.
+``load_model`` runs a folder through LiteRT when it has ``model.tflite`` (brainscan.runtime.lite) and falls
+back to Keras (brainscan.runtime.keras_model, which imports TensorFlow) when it does not or when asked to.
+The unfamiliar-scan score combines the feature check (Mahalanobis, here) and the pixel check
+(brainscan.runtime.familiarity).
 """
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from brainscan import familiarity
 from brainscan.errors import ModelError
-from brainscan.locate import MODELS_DIR, find_model_dir
+from brainscan.modelfolder import LITE_FILE, has_lite_files, read_folder
+from brainscan.runtime import familiarity
 
 BACKENDS = ("auto", "litert", "keras")
-
-
-class CardFields:
-    """What both model kinds (LiteModel, Keras LoadedModel) read from their card."""
-
-    card: dict
-    path: Path
-
-    @property
-    def classes(self) -> list[str]:
-        return list(self.card["classes"])
-
-    @property
-    def size(self) -> int:
-        return int(self.card["input_size"])
-
-    @property
-    def temperature(self) -> float:
-        return float(self.card.get("calibration", {}).get("temperature", 1.0))
-
-    @property
-    def name(self) -> str:
-        return str(self.card.get("name", self.path.name))
-
-
-def find_default_model() -> Path:
-    """$BRAINSCAN_MODEL, else models/default, else the only model folder in models/."""
-    found = find_model_dir()
-    if found is None:
-        raise ModelError(f"No model found in {MODELS_DIR}; train one with `python -m brainscan train`.")
-    return found
-
-
-def read_folder(path: str | os.PathLike | None) -> tuple[Path, dict, dict[str, np.ndarray]]:
-    """(folder, card, ood statistics) of a model folder; the default model when path is None."""
-    folder = Path(path) if path else find_default_model()
-    if folder.is_file():
-        folder = folder.parent
-    card_path = folder / "card.json"
-    if not card_path.is_file():
-        raise ModelError(f"{folder} is not a model folder (it needs card.json and model.keras or model.tflite).")
-    try:
-        card = json.loads(card_path.read_text())
-        ood = dict(np.load(folder / "ood.npz")) if (folder / "ood.npz").is_file() else {}
-    except (OSError, ValueError) as err:
-        raise ModelError(f"Could not read the model folder {folder}: {err}") from err
-    return folder, card, ood
 
 
 def load_model(path: str | os.PathLike | None = None, backend: str = "auto"):
@@ -72,7 +25,7 @@ def load_model(path: str | os.PathLike | None = None, backend: str = "auto"):
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}")
     folder, card, ood = read_folder(path)
-    from brainscan.lite import LITE_FILE, has_lite_files, load_lite
+    from brainscan.runtime.lite import load_lite
 
     if backend != "keras" and has_lite_files(folder):
         try:
@@ -82,7 +35,7 @@ def load_model(path: str | os.PathLike | None = None, backend: str = "auto"):
                 raise
     elif backend == "litert":
         raise ModelError(f"{folder} has no {LITE_FILE}; save it again with brainscan to add one.")
-    from brainscan.model import load_keras_model
+    from brainscan.runtime.keras_model import load_keras_model
 
     return load_keras_model(folder, card, ood)
 
@@ -114,7 +67,7 @@ class Prediction:
     label: str
     tumor_probability: float
     ood_score: float | None  # 0..1: share of validation scans that look more ordinary, on the feature check
-    # (Mahalanobis) or the pixel check (brainscan.familiarity), whichever is higher; near 1 = unfamiliar
+    # (Mahalanobis) or the pixel check (brainscan.runtime.familiarity), whichever is higher; near 1 = unfamiliar
     out_of_distribution: bool
     class_index: int
 
@@ -129,7 +82,7 @@ OOD_THRESHOLD = 0.99  # flag scans further from the training data than 99% of va
 
 def ood_percentiles(feats: np.ndarray, inputs: np.ndarray, ood: dict) -> np.ndarray | None:
     """Per scan, the share of validation scans that look more ordinary on the feature check (Mahalanobis)
-    or the pixel check (brainscan.familiarity), whichever is higher; None when the model has neither."""
+    or the pixel check (brainscan.runtime.familiarity), whichever is higher; None when the model has neither."""
     checks = []
     if ood and "val_distances" in ood:
         ref = np.sort(ood["val_distances"])
@@ -140,7 +93,8 @@ def ood_percentiles(feats: np.ndarray, inputs: np.ndarray, ood: dict) -> np.ndar
 
 
 def predict_batch(model, inputs: np.ndarray) -> list[Prediction]:
-    """inputs: n x size x size x 1 float32 from brainscan.preprocess.prepare; model: a LiteModel or LoadedModel."""
+    """inputs: n x size x size x 1 float32 from brainscan.scans.preprocess.prepare; model: a LiteModel or
+    LoadedModel."""
     feats, logits = model.features_and_logits(np.asarray(inputs, np.float32))
     probs = softmax(logits, model.temperature)
     classes = model.classes
@@ -158,3 +112,11 @@ def predict_batch(model, inputs: np.ndarray) -> list[Prediction]:
 def predict(model, model_input: np.ndarray) -> Prediction:
     """One prepared image (size x size x 1) -> calibrated Prediction."""
     return predict_batch(model, model_input[None])[0]
+
+
+def run_model(model, inputs: np.ndarray, batch_size: int = 64) -> list[Prediction]:
+    """predict_batch over many inputs, batch_size at a time."""
+    out = []
+    for s in range(0, len(inputs), batch_size):
+        out.extend(predict_batch(model, inputs[s : s + batch_size]))
+    return out

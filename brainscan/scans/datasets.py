@@ -113,7 +113,7 @@ def discover(root: str | os.PathLike, min_classes: int = 2) -> Dataset:
 # --- near-duplicates -------------------------------------------------------------------------
 
 def perceptual_hash(path: str) -> int:
-    """64-bit pHash of an image file (DICOM through brainscan.io), as an int."""
+    """64-bit pHash of an image file (DICOM through brainscan.scans.io), as an int."""
     import imagehash
     from PIL import Image
 
@@ -121,7 +121,7 @@ def perceptual_hash(path: str) -> int:
         with Image.open(path) as im:
             h = imagehash.phash(im.convert("L"))
     except Exception:  # noqa: BLE001 - DICOM or anything Pillow cannot open
-        from brainscan.io import load_scan_path, to_uint8
+        from brainscan.scans.io import load_scan_path, to_uint8
 
         h = imagehash.phash(Image.fromarray(to_uint8(load_scan_path(path).pixels)))
     return int(str(h), 16)

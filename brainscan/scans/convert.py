@@ -2,7 +2,7 @@
 
 For each input file one output ``<out_dir>/<stem>.<ext>`` is written holding the
 *selected* frame (default: the middle frame of a multi-frame DICOM) exactly as
-:func:`brainscan.io.load_scan` prepares it for display (windowed, inverted if
+:func:`brainscan.scans.io.load_scan` prepares it for display (windowed, inverted if
 MONOCHROME1, downscaled to at most MAX_SIDE), as 8-bit grayscale. Output files
 are written from the pixel array alone: no text chunks, no EXIF, no DICOM
 values, so they carry no identifiers. If two inputs share a stem, later ones
@@ -19,7 +19,7 @@ import uuid
 import numpy as np
 from PIL import Image
 
-from brainscan.io import ScanError, load_scan_path, to_uint8
+from brainscan.scans.io import ScanError, load_scan_path, to_uint8
 
 __all__ = ["FORMATS", "convert_paths"]
 

@@ -1,4 +1,4 @@
-"""DICOM decoding for :func:`brainscan.io.load_scan`.
+"""DICOM decoding for :func:`brainscan.scans.io.load_scan`.
 
 Privacy: only the elements in :data:`SAFE_TAGS` (plus the pixel-module elements
 needed to decode) are ever read. pydicom converts elements lazily, so never
@@ -21,7 +21,8 @@ from pydicom.multival import MultiValue
 from pydicom.pixels import apply_color_lut, apply_modality_lut, get_decoder, pixel_array
 from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
-from brainscan.io import MAX_PIXELS, MIN_SIDE, ScanError, luma
+from brainscan.errors import ScanError
+from brainscan.scans.pixels import MAX_PIXELS, MIN_SIDE, luma
 
 __all__ = ["MAX_TOTAL_PIXELS", "SAFE_TAGS", "looks_like_dicom", "read_dicom"]
 

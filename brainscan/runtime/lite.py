@@ -2,7 +2,7 @@
 
 Saving a model folder also writes ``model.tflite`` (outputs: the last feature map and the logits) and
 ``head.npz`` (the final linear layer). With them a scan check needs neither TensorFlow nor Keras: the
-prediction is one LiteRT call and the CAMs are closed forms (brainscan.headcam). This keeps the app's
+prediction is one LiteRT call and the CAMs are closed forms (brainscan.cam.headcam). This keeps the app's
 memory and start-up small. A LiteRT interpreter is not thread-safe, so every call holds a lock;
 Streamlit sessions share one LiteModel.
 """
@@ -15,17 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from brainscan import headcam
+from brainscan.cam import headcam
 from brainscan.errors import ModelError
-from brainscan.inference import CardFields
+from brainscan.modelfolder import HEAD_FILE, LITE_FILE, CardFields
 
-LITE_FILE = "model.tflite"
-HEAD_FILE = "head.npz"
 SCORECAM_CHANNELS = 32
-
-
-def has_lite_files(folder: Path) -> bool:
-    return (folder / LITE_FILE).is_file() and (folder / HEAD_FILE).is_file()
 
 
 @dataclass

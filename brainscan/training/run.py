@@ -12,42 +12,16 @@ import platform
 import signal
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
-from brainscan import data as data_mod
-from brainscan.evaluate import classification_metrics
-from brainscan.jsonio import read_json, write_json
-from brainscan.pipeline import prepare_paths
-
-UNFAMILIAR_CHECK = ("a scan is flagged when it looks less ordinary than 99% of the validation scans on either "
-                    "the network's pooled features (Mahalanobis distance to the nearest class mean) or its pixels "
-                    "(24x24 thumbnail against 32 principal components of the training images)")
-
-
-@dataclass
-class TrainConfig:
-    data: str
-    out: str
-    arch: str = "compact"
-    epochs: int = 30
-    img_size: int = 128
-    weights: str = "none"
-    batch_size: int = 32
-    learning_rate: float = 2e-3
-    augment: bool = True
-    seed: int = 0
-    val_fraction: float = 0.15
-    test_fraction: float = 0.15
-    patience: int = 6
-    name: str = ""
-    max_images: int = 0  # 0 = all; a cap for quick demos (keeps class balance roughly)
-    lesions: float = 0.0  # share of tumor-free training images given a synthetic lesion (brainscan.lesions)
-    randconv: float = 0.0  # chance that a training image is filtered by a random convolution (augment)
-    stripped: float = 0.0  # chance that a training image is shown skull-stripped (brainscan.preprocess.strip_skull)
-    extra_train: str = ""  # a class-folder set whose images join the training part only (never val or test)
+from brainscan.config import TrainConfig
+from brainscan.evaluation.metrics import classification_metrics
+from brainscan.modelfolder import read_json, write_json
+from brainscan.scans import datasets as data_mod
+from brainscan.scans.batch import prepare_paths
 
 
 def set_status(run: Path, state: str, **extra) -> None:
@@ -174,18 +148,14 @@ def _run(cfg: TrainConfig, run_dir: Path) -> dict:
     import keras
     import tensorflow as tf
 
-    from brainscan import augment, familiarity, lesions
-    from brainscan.inference import OOD_THRESHOLD, ood_percentiles
-    from brainscan.model import (
-        bn_momentum_for,
-        build_model,
-        features_and_logits_model,
-        fit_temperature,
-        mahalanobis,
-        ood_stats,
-        save_model_folder,
-        softmax,
-    )
+    from brainscan.runtime import familiarity
+    from brainscan.runtime.inference import OOD_THRESHOLD, mahalanobis, ood_percentiles, softmax
+    from brainscan.runtime.keras_model import features_and_logits_model
+    from brainscan.training import augment, lesions
+    from brainscan.training.architectures import build_model
+    from brainscan.training.calibrate import fit_temperature, ood_stats
+    from brainscan.training.export import save_model_folder
+    from brainscan.training.networks import bn_momentum_for
 
     keras.utils.set_random_seed(cfg.seed)
     x_tr, y_tr = arrays["train"]
@@ -300,7 +270,7 @@ def _run(cfg: TrainConfig, run_dir: Path) -> dict:
         "calibration": {"method": "temperature scaling fitted on the validation split", "temperature": temperature,
                         "ece_before": headline["ece_uncalibrated"], "ece_after": headline["ece"]},
         "scores": {k: _card_scores(v) for k, v in metrics.items() if isinstance(v, dict) and "accuracy" in v},
-        "unfamiliar_check": UNFAMILIAR_CHECK,
+        "unfamiliar_check": familiarity.UNFAMILIAR_CHECK,
     }
     save_model_folder(model, card, run_dir / ".model-new", ood=ood)
     # Move the finished files into the run folder; card.json last marks the folder complete.

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from brainscan.explain_methods import CAM_METHODS
-from brainscan.overlay import peak
-from brainscan.preprocess import Prepared, to_original
+from brainscan.cam.methods import CAM_METHODS
+from brainscan.cam.overlay import peak
+from brainscan.scans.preprocess import Prepared, to_original
 
 
 def normalize_cam(cam: np.ndarray) -> np.ndarray:

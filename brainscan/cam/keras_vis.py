@@ -1,7 +1,7 @@
 """Class activation maps with tf-keras-vis, for Keras models (brainscan.model.LoadedModel.cam).
 
-brainscan.headcam computes the same maps in closed form for the LiteRT runtime and is tested against
-these; brainscan.heatmap maps either onto the original image.
+brainscan.cam.headcam computes the same maps in closed form for the LiteRT runtime and is tested against
+these; brainscan.cam.heatmap maps either onto the original image.
 
 Each method is a tiny class over one base; the tf-keras-vis object (which clones the model with
 softmax replaced by a linear output) is built once per model and method, then reused.
@@ -17,8 +17,8 @@ from tf_keras_vis.scorecam import Scorecam
 from tf_keras_vis.utils.model_modifiers import ReplaceToLinear
 from tf_keras_vis.utils.scores import CategoricalScore
 
-from brainscan.explain_methods import CAM_LABELS, CAM_METHODS
-from brainscan.heatmap import Heatmap, heatmap, normalize_cam
+from brainscan.cam.heatmap import Heatmap, heatmap, normalize_cam
+from brainscan.cam.methods import CAM_LABELS, CAM_METHODS
 
 keras.utils.disable_interactive_logging()  # Score-CAM calls predict(); no progress bars in logs
 

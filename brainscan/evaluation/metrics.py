@@ -95,9 +95,9 @@ def _thin(a: np.ndarray, n: int = 200) -> list[float]:
 
 def evaluate_folder(data_dir: str, model_path: str | None = None, batch_size: int = 64) -> dict:
     """Metrics of a model on any supported folder layout (all images, every split)."""
-    from brainscan import data as data_mod
-    from brainscan.inference import load_model
-    from brainscan.pipeline import prepare_paths, run_model
+    from brainscan.runtime.inference import load_model, run_model
+    from brainscan.scans import datasets as data_mod
+    from brainscan.scans.batch import prepare_paths
 
     ds = data_mod.discover(data_dir)
     model = load_model(model_path)

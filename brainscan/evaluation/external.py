@@ -12,11 +12,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from brainscan import data as data_mod
-from brainscan.evaluate import binary_metrics
-from brainscan.jsonio import write_json
-from brainscan.pipeline import load_gray
-from brainscan.preprocess import prepare
+from brainscan.evaluation.metrics import binary_metrics
+from brainscan.modelfolder import write_json
+from brainscan.scans import datasets as data_mod
+from brainscan.scans.batch import load_gray
+from brainscan.scans.preprocess import prepare
 
 POINTING_TOLERANCE_PX = 8  # a peak this close to the mask also counts in the tolerant variant
 
@@ -38,8 +38,8 @@ def evaluate_brats(root: str, model, cam_method: str = "gradcam", max_per_sequen
                    patients: list[str] | None = None) -> dict:
     """Tumor vs tumor-free per sequence, by patient, and the Grad-CAM pointing game on tumor slices.
     With patients, only those patients' slices count (the held-out ones when others were trained on)."""
-    from brainscan.heatmap import heatmap
-    from brainscan.inference import predict
+    from brainscan.cam.heatmap import heatmap
+    from brainscan.runtime.inference import predict
 
     root_path = Path(root)
     with open(root_path / "labels.csv", newline="") as f:
@@ -90,7 +90,8 @@ def evaluate_brats(root: str, model, cam_method: str = "gradcam", max_per_sequen
 
 def evaluate_yes_no(root: str, model, dedup_against: str | None = None) -> dict:
     """Binary accuracy/F1/AUC on a yes/no folder, after removing near-duplicates of the training data."""
-    from brainscan.pipeline import prepare_paths, run_model
+    from brainscan.runtime.inference import run_model
+    from brainscan.scans.batch import prepare_paths
 
     ds = data_mod.discover(root)
     paths = [it.path for it in ds.items]

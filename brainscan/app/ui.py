@@ -20,14 +20,13 @@ import cv2
 import numpy as np
 import streamlit as st
 
+from brainscan.cam.overlay import to_png
+from brainscan.config import MODEL_ENV, SAMPLES_DIR
 from brainscan.errors import ModelError
-from brainscan.locate import MODEL_ENV, MODELS_DIR, find_model_dir  # noqa: F401
-from brainscan.overlay import to_png
+from brainscan.modelfolder import find_model_dir
 
 log = logging.getLogger("brainscan.app")
 
-REPO_DIR = Path(__file__).resolve().parent.parent
-SAMPLES_DIR = REPO_DIR / "sample_images"
 
 DISCLAIMER = (
     "BrainScan is a research and teaching demo, **not a medical device**. "
@@ -257,7 +256,7 @@ def shrink(img: np.ndarray, max_side: int) -> np.ndarray:
 
 def thumbnail_url(pixels: np.ndarray, side: int = 72) -> str:
     """A small PNG thumbnail of a [0, 1] image as a data: URL (for st.column_config.ImageColumn)."""
-    from brainscan.io import to_uint8
+    from brainscan.scans.io import to_uint8
 
     data = to_png(shrink(to_uint8(pixels), side))
     return "data:image/png;base64," + base64.b64encode(data).decode("ascii")

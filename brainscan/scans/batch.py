@@ -1,4 +1,5 @@
-"""Batch helpers shared by training, evaluation and the command line: files -> model inputs -> predictions."""
+"""Many files -> model inputs, shared by training and evaluation (their predictions:
+brainscan.runtime.inference.run_model)."""
 
 from __future__ import annotations
 
@@ -7,21 +8,21 @@ from concurrent.futures import ThreadPoolExecutor
 import cv2
 import numpy as np
 
-from brainscan.preprocess import prepare, strip_skull
+from brainscan.scans.preprocess import prepare, strip_skull
 
 
 def load_gray(path: str) -> np.ndarray:
-    """Fast path for ordinary image files (OpenCV); anything else goes through brainscan.io."""
+    """Fast path for ordinary image files (OpenCV); anything else goes through brainscan.scans.io."""
     img = cv2.imread(path, cv2.IMREAD_GRAYSCALE) if not path.lower().endswith((".dcm", ".dicom")) else None
     if img is not None and min(img.shape) >= 16:
         return img.astype(np.float32) / 255.0
-    from brainscan.io import load_scan_path
+    from brainscan.scans.io import load_scan_path
 
     return load_scan_path(path).pixels
 
 
 def prepare_one(path: str, size: int, strip_depth: float = 0.0) -> np.ndarray:
-    """One file -> model input; with strip_depth > 0, of the skull-stripped image (brainscan.preprocess.strip_skull)."""
+    """One file -> model input; with strip_depth > 0, of the skull-stripped image (preprocess.strip_skull)."""
     gray = load_gray(path)
     if strip_depth > 0:
         gray = strip_skull(gray, strip_depth)
@@ -45,12 +46,3 @@ def prepare_paths(paths: list[str], size: int, workers: int = 2,
     ok = [i for i, a in enumerate(arrays) if a is not None]
     inputs = np.stack([arrays[i] for i in ok]) if ok else np.zeros((0, size, size, 1), np.float32)
     return inputs, ok, errors
-
-
-def run_model(model, inputs: np.ndarray, batch_size: int = 64) -> list:
-    from brainscan.inference import predict_batch
-
-    out = []
-    for s in range(0, len(inputs), batch_size):
-        out.extend(predict_batch(model, inputs[s : s + batch_size]))
-    return out

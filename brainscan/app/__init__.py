@@ -1,0 +1,2 @@
+"""Streamlit-only helpers of the pages (pages/): shared page pieces and model loading (app.ui), figures
+(app.figures)."""

@@ -1,0 +1,2 @@
+"""Evaluation: scikit-learn metrics and calibration of a model on a folder (evaluation.metrics), other sources
+and the pointing game (evaluation.external)."""

@@ -1,0 +1,242 @@
+"""The model folder, a leaf of the package: file names, the typed model card, read / write / find,
+atomic JSON files and the atomic swap of a whole folder; and the card as Markdown (MODEL_CARD.md).
+
+A model folder holds ``model.keras`` (outputs logits), ``card.json`` (classes, input size,
+preprocessing, temperature, training data, split, scores), optionally ``model.tflite`` + ``head.npz``
+(the LiteRT runtime, brainscan.runtime.lite) and ``ood.npz`` (statistics of the unfamiliar-scan
+check), plus metrics files for the Model page. Imports only brainscan.config and brainscan.errors;
+no TensorFlow.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import TypedDict
+
+import numpy as np
+
+from brainscan import config
+from brainscan.errors import ModelError
+
+CARD_FILE = "card.json"
+KERAS_FILE = "model.keras"
+LITE_FILE = "model.tflite"
+HEAD_FILE = "head.npz"
+OOD_FILE = "ood.npz"
+MARKDOWN_FILE = "MODEL_CARD.md"
+FEATURES_LAYER = "features"  # the global pooling layer every saved network has (its output: pooled features)
+MODEL_FILES = (KERAS_FILE, CARD_FILE)  # required in a promoted folder
+EXTRA_FILES = (LITE_FILE, HEAD_FILE, OOD_FILE, "metrics.json", "history.json", "split.json", "config.json",
+               "external.json")
+WEIGHT_FILES = (KERAS_FILE, LITE_FILE, HEAD_FILE, OOD_FILE)  # written by a training run before card.json
+
+
+class ModelCard(TypedDict, total=False):
+    """card.json, as training writes it (every key optional to a reader; old cards lack some)."""
+
+    name: str
+    architecture: str
+    classes: list[str]
+    input_size: int
+    input_channels: int
+    parameters: int
+    preprocessing: str
+    training_data: dict
+    split: dict
+    training: dict
+    calibration: dict  # {"method", "temperature", "ece_before", "ece_after"}
+    scores: dict  # per split: n, accuracy, ece, tumor_roc_auc, ...
+    unfamiliar_check: str
+    external: dict
+    limitations: list[str]
+
+
+class CardFields:
+    """What both model kinds (runtime.lite.LiteModel, runtime.keras_model.LoadedModel) read from their card."""
+
+    card: ModelCard
+    path: Path
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.card["classes"])
+
+    @property
+    def size(self) -> int:
+        return int(self.card["input_size"])
+
+    @property
+    def temperature(self) -> float:
+        return float(self.card.get("calibration", {}).get("temperature", 1.0))
+
+    @property
+    def name(self) -> str:
+        return str(self.card.get("name", self.path.name))
+
+
+# --- atomic files ------------------------------------------------------------------------------
+
+def _default(o):
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(type(o).__name__)
+
+
+def write_json(path: str | os.PathLike, obj: dict) -> None:
+    """Write to a hidden temporary file beside path, then rename over it (NumPy values allowed), so that
+    readers (the Train page, the app) never see half a file."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(obj, indent=2, default=_default))
+    os.replace(tmp, path)
+
+
+def read_json(path: str | os.PathLike) -> dict:
+    """The JSON object in path, or {} when it is missing, unreadable or not an object."""
+    try:
+        obj = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return {}
+    return obj if isinstance(obj, dict) else {}
+
+
+def replace_dir(src: Path, dst: Path) -> None:
+    """Put src at dst; an existing dst is moved aside first and removed only after the swap."""
+    old = None
+    if dst.exists():
+        old = dst.with_name(f".{dst.name}.old-{os.getpid()}-{time.monotonic_ns()}")
+        os.replace(dst, old)
+    try:
+        os.replace(src, dst)
+    except OSError:
+        if old is not None:
+            os.replace(old, dst)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+# --- finding and reading a model folder -------------------------------------------------------
+
+def find_model_dir() -> Path | None:
+    """The default model folder, or None: $BRAINSCAN_MODEL, else <models>/default, else the first
+    <models>/*/card.json, where <models> is $BRAINSCAN_MODELS_DIR or the repository's models/."""
+    env = os.environ.get(config.MODEL_ENV)
+    if env:
+        path = Path(env)
+        return path.parent if path.is_file() else path
+    root = config.models_dir()
+    if (root / "default" / CARD_FILE).is_file():
+        return root / "default"
+    found = sorted(p.parent for p in root.glob(f"*/{CARD_FILE}"))
+    return found[0] if found else None
+
+
+def find_default_model() -> Path:
+    """find_model_dir(), or a ModelError that says how to get a model."""
+    found = find_model_dir()
+    if found is None:
+        raise ModelError(f"No model found in {config.models_dir()}; train one with `python -m brainscan train`.")
+    return found
+
+
+def read_folder(path: str | os.PathLike | None) -> tuple[Path, ModelCard, dict[str, np.ndarray]]:
+    """(folder, card, ood statistics) of a model folder; the default model when path is None."""
+    folder = Path(path) if path else find_default_model()
+    if folder.is_file():
+        folder = folder.parent
+    card_path = folder / CARD_FILE
+    if not card_path.is_file():
+        raise ModelError(f"{folder} is not a model folder (it needs card.json and model.keras or model.tflite).")
+    try:
+        card = json.loads(card_path.read_text())
+        ood = dict(np.load(folder / OOD_FILE)) if (folder / OOD_FILE).is_file() else {}
+    except (OSError, ValueError) as err:
+        raise ModelError(f"Could not read the model folder {folder}: {err}") from err
+    return folder, card, ood
+
+
+def has_lite_files(folder: Path) -> bool:
+    return (folder / LITE_FILE).is_file() and (folder / HEAD_FILE).is_file()
+
+
+# --- the card as Markdown ---------------------------------------------------------------------
+
+
+def _pct(v) -> str:
+    return "n/a" if v is None else f"{100 * v:.1f}%"
+
+
+def _num(v, digits: int = 3) -> str:
+    return "n/a" if v is None else f"{v:.{digits}f}"
+
+
+def render_markdown(card: ModelCard, files: list[str] | None = None) -> str:
+    lines = [f"# Model card: {card.get('name', 'model')}", "",
+             "Research and teaching demo, not a medical device.", "",
+             "## What it is", "",
+             f"- Architecture: {card.get('architecture')} ({card.get('parameters', 0):,} parameters), "
+             f"input {card.get('input_size')}x{card.get('input_size')} grayscale",
+             f"- Classes: {', '.join(card.get('classes', []))}",
+             f"- Preprocessing: {card.get('preprocessing')}"]
+    if files:
+        runtime = ("model.tflite through LiteRT, CAMs in closed form from its last feature map"
+                   if LITE_FILE in files else "model.keras through Keras, CAMs through tf-keras-vis")
+        lines.append(f"- Files: {', '.join(files)}; the app and the command line run {runtime}")
+    td = card.get("training_data", {})
+    sp = card.get("split", {})
+    tr = card.get("training", {})
+    lines += ["", "## Training data and split", "",
+              f"- Data: {td.get('folder')} ({td.get('images')} images: {td.get('counts')})",
+              f"- Split: {sp.get('method')}",
+              f"- Sizes: train {sp.get('train')}, validation {sp.get('val')}, "
+              f"deduplicated test {sp.get('test_dedup')}, official Testing {sp.get('official_test')}",
+              f"- Official Testing images with a near-duplicate in Training: "
+              f"{sp.get('official_test_with_near_duplicate_in_training')} of {sp.get('official_test')}",
+              f"- Training: {tr.get('epochs_run')} epochs (max {tr.get('epochs_max')}), batch {tr.get('batch_size')}, "
+              f"learning rate {tr.get('learning_rate')}, augmentation {tr.get('augmentation')}, "
+              f"{tr.get('seconds')} s on {tr.get('machine')}",
+              f"- Command: `{tr.get('command')}`"]
+    cal = card.get("calibration", {})
+    lines += ["", "## Scores", "",
+              "| set | n | accuracy | tumor ROC AUC | sensitivity at 95% specificity | ECE | flagged unfamiliar |",
+              "|---|---|---|---|---|---|---|"]
+    names = {"test_dedup": "deduplicated test (headline)", "official_test": "official Testing (leaky)",
+             "val": "validation"}
+    for key in ("test_dedup", "official_test", "val"):
+        s = card.get("scores", {}).get(key)
+        if s:
+            lines.append(f"| {names[key]} | {s['n']} | {_pct(s['accuracy'])} | {_num(s.get('tumor_roc_auc'))} | "
+                         f"{_pct(s.get('sensitivity_at_95_specificity'))} | {_num(s['ece'])} | "
+                         f"{_pct(s.get('flagged_unfamiliar'))} |")
+    lines += ["", f"Calibration: temperature {_num(cal.get('temperature'))} fitted on the validation split; ECE on the "
+                  f"deduplicated test set {_num(cal.get('ece_before'))} before, {_num(cal.get('ece_after'))} after."]
+    if card.get("unfamiliar_check"):
+        lines += ["", f"Unfamiliar-scan check: {card['unfamiliar_check']}."]
+    ext = card.get("external", {})
+    if ext:
+        lines += ["", "## Other sources (never trained on)", "",
+                  "| set | n | tumor ROC AUC | accuracy | F1 | Grad-CAM pointing game | flagged unfamiliar |",
+                  "|---|---|---|---|---|---|---|"]
+        for key, s in ext.items():
+            lines.append(f"| {key} | {s.get('n')} | {_num(s.get('tumor_roc_auc'))} | {_pct(s.get('accuracy'))} | "
+                         f"{_num(s.get('f1'))} | {_pct(s.get('pointing_game_hit_rate'))} | "
+                         f"{_pct(s.get('flagged_unfamiliar'))} |")
+    if card.get("limitations"):
+        lines += ["", "## Limitations", ""] + [f"- {x}" for x in card["limitations"]]
+    return "\n".join(lines) + "\n"
+
+
+def write_markdown(model_dir: str | Path) -> Path:
+    folder = Path(model_dir)
+    card = json.loads((folder / CARD_FILE).read_text())
+    out = folder / MARKDOWN_FILE
+    files = [n for n in (KERAS_FILE, LITE_FILE, HEAD_FILE) if (folder / n).is_file()]
+    out.write_text(render_markdown(card, files))
+    return out
