@@ -1,8 +1,10 @@
-"""Command line: python -m brainscan {predict,convert,train,evaluate,bench} ...
+"""Command line: python -m brainscan {predict,convert,train,evaluate,external,familiarity,promote,
+export-litert,bench} ...
 
 Bad input never produces a traceback: each file that cannot be used gets one JSON line with an
-error sentence, and the exit status says whether everything worked (0), something was refused (1)
-or the command itself was wrong (2).
+error sentence, and the exit status says whether everything worked (0), a file was refused (1) or
+the command itself was wrong (2: a bad flag, or a BrainScanError such as a missing model, dataset
+or run folder, caught once in main()).
 """
 
 from __future__ import annotations
@@ -248,12 +250,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from brainscan.errors import ModelError
-    from brainscan.scans.datasets import DatasetError
+    from brainscan.errors import BrainScanError
 
     try:
         return int(args.func(args) or 0)
-    except (ModelError, DatasetError, FileNotFoundError) as err:
+    except (BrainScanError, FileNotFoundError) as err:  # the command cannot run as asked: a usage error
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -15,3 +15,19 @@ class ModelError(BrainScanError, RuntimeError):
 
 class ScanError(BrainScanError, ValueError):
     """Input that cannot be used; ``str(err)`` is one clear sentence for a user."""
+
+
+class DatasetError(BrainScanError, ValueError):
+    """A folder that is not a usable dataset; the message says why in one sentence."""
+
+
+class ArchiveError(BrainScanError, ValueError):
+    """A zip that is refused or unreadable; the message says why in one sentence."""
+
+
+class RunError(BrainScanError, ValueError):
+    """A run that cannot be started, stopped or promoted; the message says why in one sentence."""
+
+
+class RunBusyError(RunError):
+    """Another training run is still in progress."""

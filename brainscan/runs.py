@@ -28,6 +28,7 @@ from typing import Any
 
 from brainscan import config
 from brainscan.config import MODELS_ENV, REPO_ROOT, RUNS_ENV  # noqa: F401 - the environment variables, for callers
+from brainscan.errors import RunBusyError, RunError  # noqa: F401 - raised here, caught by the Train page as runs.RunError
 from brainscan.modelfolder import CARD_FILE, EXTRA_FILES, MODEL_FILES, WEIGHT_FILES, read_json, replace_dir, write_json
 from brainscan.training.architectures import ARCHITECTURES
 
@@ -39,14 +40,6 @@ UPLOADS = "uploads"
 # Popen objects of the runs this process started: polling them reaps the child (a finished child
 # that nobody waits for stays a zombie, and os.kill(pid, 0) still succeeds on a zombie).
 _PROCS: dict[str, subprocess.Popen] = {}
-
-
-class RunError(ValueError):
-    """A run that cannot be started, stopped or promoted; the message says why in one sentence."""
-
-
-class RunBusyError(RunError):
-    """Another training run is still in progress."""
 
 
 @dataclass

@@ -16,8 +16,8 @@ import streamlit as st
 
 from brainscan import runs
 from brainscan.app import figures, ui
-from brainscan.scans.archive import ArchiveError, extract_zip
-from brainscan.scans.datasets import DatasetError
+from brainscan.errors import BrainScanError
+from brainscan.scans.archive import extract_zip
 
 DEFAULT_DATASET = "../shared/data/navoneel-yes-no"
 MAX_UPLOAD_MB = 200  # the zip is held in memory while it is unpacked
@@ -74,7 +74,7 @@ def _extract_upload(upload) -> Path | None:
     try:
         with st.spinner("Unpacking the zip..."):
             root = extract_zip(upload.getvalue(), dest, max_total_bytes=MAX_UNPACKED_MB * 2**20)
-    except ArchiveError as err:
+    except BrainScanError as err:
         st.error(str(err))
         return None
     cache[upload.file_id] = str(root)
@@ -111,7 +111,7 @@ def dataset_section() -> tuple[Path | None, dict | None]:
     try:
         with st.spinner("Reading the dataset and looking for near-duplicate images (first time only)..."):
             summary = _summary(str(root), _stamp(root))
-    except DatasetError as err:
+    except BrainScanError as err:
         st.error(str(err))
         return None, None
     except OSError as err:
@@ -205,7 +205,7 @@ def settings_section(root: Path | None) -> None:
     except runs.RunBusyError as err:
         st.warning(str(err))
         return
-    except runs.RunError as err:
+    except BrainScanError as err:
         st.error(str(err))
         return
     st.session_state["train_selected"] = run_dir.name
@@ -315,7 +315,7 @@ def promote_box(info: runs.RunInfo) -> None:
         if st.button("Promote to models/", disabled=not confirm, key=f"train_promote_{info.name}"):
             try:
                 dst = runs.promote(info.path)
-            except (runs.RunError, OSError) as err:
+            except (BrainScanError, OSError) as err:
                 st.error(f"The model could not be promoted: {err}")
                 return
             st.cache_resource.clear()

@@ -44,6 +44,14 @@ def test_missing_model_is_a_usage_error(tmp_path):
     assert r.returncode == 2 and "not a model folder" in r.stderr and "Traceback" not in r.stderr
 
 
+@pytest.mark.parametrize("args", [["promote", "/nonexistent"], ["evaluate", "/nonexistent"],
+                                  ["external", "--model", "/nonexistent"]])
+def test_refused_folders_are_usage_errors_without_traceback(args, tmp_path):
+    r = brainscan(*args[:1], *(a.replace("/nonexistent", str(tmp_path / "nonexistent")) for a in args[1:]))
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.startswith("error: ") and "Traceback" not in r.stderr and len(r.stderr.splitlines()) == 1
+
+
 @pytest.mark.slow
 def test_predict_json_lines_in_input_order_with_cam(tiny_model, tmp_path, make_dicom):
     a = write_phantom(tmp_path / "b_first.png")

@@ -14,14 +14,12 @@ import stat
 import zipfile
 from pathlib import Path, PurePosixPath
 
+from brainscan.errors import ArchiveError  # noqa: F401 - raised here, caught by callers as archive.ArchiveError
+
 MB = 1024 * 1024
 JUNK_PARTS = {"__MACOSX"}
 JUNK_NAMES = {".DS_Store", "Thumbs.db", "desktop.ini"}
 RATIO_MIN_BYTES = 64 * 1024  # tiny entries cannot make a bomb on their own; their total is capped anyway
-
-
-class ArchiveError(ValueError):
-    """A zip that is refused or unreadable; the message says why in one sentence."""
 
 
 def _safe_parts(name: str) -> tuple[str, ...]:

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from brainscan.errors import DatasetError  # noqa: F401 - raised here, caught by callers as datasets.DatasetError
+
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".dcm", ".dicom", ""}
 SYNONYMS = {
     "no": "notumor", "no_tumor": "notumor", "notumor": "notumor", "normal": "notumor",
@@ -26,10 +28,6 @@ SYNONYMS = {
 }
 SPLIT_NAMES = {"training": "train", "train": "train", "testing": "test", "test": "test"}
 NEAR_DUPLICATE_BITS = 6  # pHash Hamming distance (of 64 bits) at or below which two images are one group
-
-
-class DatasetError(ValueError):
-    """A folder that is not a usable dataset; the message says why in one sentence."""
 
 
 @dataclass(frozen=True)
