@@ -60,7 +60,8 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from brainscan.training.run import TrainConfig, run
+    from brainscan.config import TrainConfig
+    from brainscan.training.run import run
 
     cfg = TrainConfig(data=args.data, out=args.out, arch=args.arch, epochs=args.epochs, img_size=args.img_size,
                       weights=args.weights, batch_size=args.batch_size, learning_rate=args.lr,
@@ -166,6 +167,8 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     from brainscan.cam.methods import CAM_METHODS
+    from brainscan.config import TRAIN_DEFAULTS as D
+    from brainscan.training.architectures import NAMES as ARCHITECTURES
 
     p = _Parser(prog="python -m brainscan", description="BrainScan: brain-MRI tumor check (research demo).")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -197,25 +200,25 @@ def build_parser() -> argparse.ArgumentParser:
     tr = sub.add_parser("train", help="train a model on a dataset folder")
     tr.add_argument("--data", required=True)
     tr.add_argument("--out", required=True, help="run folder to create")
-    tr.add_argument("--arch", default="compact", choices=("compact", "efficientnetb0", "vgg19"))
-    tr.add_argument("--epochs", type=int, default=30)
-    tr.add_argument("--img-size", type=int, default=128)
-    tr.add_argument("--weights", default="none", help="imagenet | none | PATH to a local weights file")
-    tr.add_argument("--batch-size", type=int, default=32)
-    tr.add_argument("--lr", type=float, default=2e-3)
+    tr.add_argument("--arch", default=D["arch"], choices=ARCHITECTURES)
+    tr.add_argument("--epochs", type=int, default=D["epochs"])
+    tr.add_argument("--img-size", type=int, default=D["img_size"])
+    tr.add_argument("--weights", default=D["weights"], help="imagenet | none | PATH to a local weights file")
+    tr.add_argument("--batch-size", type=int, default=D["batch_size"])
+    tr.add_argument("--lr", type=float, default=D["learning_rate"])
     tr.add_argument("--no-augment", action="store_true")
-    tr.add_argument("--lesions", type=float, default=0.0, metavar="P",
+    tr.add_argument("--lesions", type=float, default=D["lesions"], metavar="P",
                     help="paint synthetic lesions into this share of tumor-free training images (0 = off)")
-    tr.add_argument("--randconv", type=float, default=0.0, metavar="P",
+    tr.add_argument("--randconv", type=float, default=D["randconv"], metavar="P",
                     help="filter training images through a random convolution with this chance (0 = off)")
-    tr.add_argument("--stripped", type=float, default=0.0, metavar="P",
+    tr.add_argument("--stripped", type=float, default=D["stripped"], metavar="P",
                     help="show each training image skull-stripped and re-cropped with this chance (0 = off)")
     tr.add_argument("--extra-train", metavar="DIR",
                     help="a class-folder set (e.g. glioma/ and notumor/ from another hospital) added to the "
                          "training part only; images near-duplicating a validation or test image are dropped")
-    tr.add_argument("--seed", type=int, default=0)
-    tr.add_argument("--patience", type=int, default=6)
-    tr.add_argument("--max-images", type=int, default=0, help="cap the training images (quick demos)")
+    tr.add_argument("--seed", type=int, default=D["seed"])
+    tr.add_argument("--patience", type=int, default=D["patience"])
+    tr.add_argument("--max-images", type=int, default=D["max_images"], help="cap the training images (quick demos)")
     tr.add_argument("--name")
     tr.set_defaults(func=cmd_train)
 

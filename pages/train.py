@@ -18,13 +18,12 @@ from brainscan import runs
 from brainscan.app import figures, ui
 from brainscan.errors import BrainScanError
 from brainscan.scans.archive import extract_zip
+from brainscan.training import architectures
 
 DEFAULT_DATASET = "../shared/data/navoneel-yes-no"
 MAX_UPLOAD_MB = 200  # the zip is held in memory while it is unpacked
 MAX_UNPACKED_MB = 500
-ARCH_LABELS = {"compact": "Compact CNN (0.7 M parameters, fast on a CPU)",
-               "efficientnetb0": "EfficientNet-B0 (4 M parameters, slower)",
-               "vgg19": "VGG19 (20 M parameters, very slow on a CPU)"}
+ARCH_LABELS = architectures.LABELS
 SPLIT_LABELS = {"test_dedup": "Test set (near-duplicates of training images removed)",
                 "val": "Validation set (used for early stopping and calibration)",
                 "official_test": "The folder's own Testing split (may contain near-copies of training images)"}

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from brainscan.cam.methods import CAM_METHODS
+from brainscan.cam import methods as cam_methods
 from brainscan.cam.overlay import peak
 from brainscan.scans.preprocess import Prepared, to_original
 
@@ -39,8 +39,7 @@ class Heatmap:
 def heatmap(model, prepared: Prepared, class_index: int, method: str = "gradcam",
             layer: str | None = None) -> Heatmap:
     """CAM for a prepared scan and a class, mapped back through the crop box onto the original image."""
-    if method not in CAM_METHODS:
-        raise ValueError(f"Unknown CAM method {method!r}; choose one of {', '.join(CAM_METHODS)}.")
+    cam_methods.get(method)  # ValueError for an unknown method, before any work
     cam = normalize_cam(model.cam(np.asarray(prepared.input, np.float32), class_index, method, layer))
     original = to_original(cam, prepared.box, prepared.original_shape)
     return Heatmap(method, class_index, cam, original, peak(original))

@@ -17,6 +17,7 @@ from tf_keras_vis.scorecam import Scorecam
 from tf_keras_vis.utils.model_modifiers import ReplaceToLinear
 from tf_keras_vis.utils.scores import CategoricalScore
 
+from brainscan.cam import methods as cam_methods
 from brainscan.cam.heatmap import Heatmap, heatmap, normalize_cam
 from brainscan.cam.methods import CAM_LABELS, CAM_METHODS
 
@@ -77,17 +78,16 @@ class ScoreCam(CamMethod):
         return {"normalize_cam": False, "max_N": min(32, channels)}
 
 
-_CLASSES = {"gradcam": GradCam, "gradcam++": GradCamPlusPlus, "scorecam": ScoreCam}
+VISUALIZERS = {cls.__name__: cls for cls in (GradCam, GradCamPlusPlus, ScoreCam)}  # named in cam.methods
 
 
 def _method(model: keras.Model, method: str, cache: dict | None) -> CamMethod:
     """The visualiser for (model, method); kept in the caller's cache (LoadedModel.cams), which dies with the model."""
-    if method not in _CLASSES:
-        raise ValueError(f"Unknown CAM method {method!r}; choose one of {', '.join(CAM_METHODS)}.")
+    cls = VISUALIZERS[cam_methods.get(method).keras_vis]
     if cache is None:
-        return _CLASSES[method](model)
+        return cls(model)
     if method not in cache:
-        cache[method] = _CLASSES[method](model)
+        cache[method] = cls(model)
     return cache[method]
 
 

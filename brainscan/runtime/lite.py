@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from brainscan.cam import headcam
+from brainscan.cam import methods as cam_methods
 from brainscan.errors import ModelError
 from brainscan.modelfolder import HEAD_FILE, LITE_FILE, CardFields
 
@@ -61,17 +62,13 @@ class LiteModel(CardFields):
         if layer is not None:
             raise ModelError("A CAM on another layer than the last feature map needs the Keras model "
                              "(load the model with backend='keras').")
+        entry = cam_methods.get(method)
         fmap = self.feature_map_and_logits(x[None])[0][0]
-        kernel = self.head["kernel"]
-        if method == "gradcam":
-            small = headcam.gradcam(fmap, kernel, class_index)
-        elif method == "gradcam++":
-            small = headcam.gradcam_plus_plus(fmap, kernel, class_index)
-        elif method == "scorecam":
-            small = headcam.scorecam(fmap, x, lambda b: self.feature_map_and_logits(b)[1], class_index,
-                                     SCORECAM_CHANNELS)
+        closed_form = getattr(headcam, entry.closed_form)
+        if entry.needs_forward:
+            small = closed_form(fmap, x, lambda b: self.feature_map_and_logits(b)[1], class_index, SCORECAM_CHANNELS)
         else:
-            raise ValueError(f"Unknown CAM method {method!r}.")
+            small = closed_form(fmap, self.head["kernel"], class_index)
         return headcam.expand(small, x.shape[0])
 
 

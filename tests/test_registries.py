@@ -1,0 +1,66 @@
+"""One registry each for architectures and CAM methods: the CLI, the run manager and the pages read them."""
+
+import argparse
+
+import pytest
+
+from brainscan import cli, runs
+from brainscan.cam import headcam
+from brainscan.cam import methods as cam_methods
+from brainscan.training import architectures
+
+
+def subparser(name: str) -> argparse.ArgumentParser:
+    parser = cli.build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return sub.choices[name]
+
+
+def choices(parser: argparse.ArgumentParser, flag: str) -> tuple:
+    return tuple(next(a for a in parser._actions if flag in a.option_strings).choices)
+
+
+def test_the_cli_offers_exactly_the_registered_architectures_and_cam_methods():
+    assert choices(subparser("train"), "--arch") == architectures.NAMES
+    assert choices(subparser("predict"), "--cam-method") == cam_methods.CAM_METHODS
+
+
+def test_the_run_manager_accepts_a_new_registry_entry_without_other_edits(monkeypatch, tmp_path):
+    entry = architectures.Architecture("tiny", "Tiny test network", False, lambda *a: None)
+    monkeypatch.setitem(architectures.ARCHITECTURES, "tiny", entry)
+    assert runs._config_dict({"data": str(tmp_path), "arch": "tiny"})["arch"] == "tiny"
+    with pytest.raises(runs.RunError, match="Unknown architecture 'nope'; choose one of compact, "):
+        runs._config_dict({"data": str(tmp_path), "arch": "nope"})
+
+
+def test_the_cli_train_defaults_are_the_training_config_defaults():
+    from brainscan.config import TRAIN_DEFAULTS
+
+    args = cli.build_parser().parse_args(["train", "--data", "d", "--out", "o"])
+    assert {k: getattr(args, k) for k in ("arch", "epochs", "img_size", "weights", "batch_size", "seed", "patience",
+                                          "max_images", "lesions", "randconv", "stripped")} == \
+        {k: TRAIN_DEFAULTS[k] for k in ("arch", "epochs", "img_size", "weights", "batch_size", "seed", "patience",
+                                        "max_images", "lesions", "randconv", "stripped")}
+    assert args.lr == TRAIN_DEFAULTS["learning_rate"]
+
+
+def test_every_cam_method_has_its_closed_form_and_labels():
+    for name, m in cam_methods.REGISTRY.items():
+        assert callable(getattr(headcam, m.closed_form)), name
+        assert cam_methods.CAM_LABELS[name] == m.label
+    with pytest.raises(ValueError, match="Unknown CAM method 'lime'"):
+        cam_methods.get("lime")
+
+
+@pytest.mark.slow
+def test_every_cam_method_has_its_keras_visualiser():
+    from brainscan.cam import keras_vis
+
+    assert {m.keras_vis for m in cam_methods.REGISTRY.values()} <= set(keras_vis.VISUALIZERS)
+
+
+def test_an_unknown_architecture_is_a_model_error():
+    from brainscan.errors import ModelError
+
+    with pytest.raises(ModelError, match="Unknown architecture 'resnet'; choose one of compact, efficientnetb0, vgg19"):
+        architectures.build_model("resnet", 32, 4)
