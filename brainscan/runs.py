@@ -31,6 +31,7 @@ from brainscan.config import MODELS_ENV, REPO_ROOT, RUNS_ENV  # noqa: F401 - the
 from brainscan.errors import RunBusyError, RunError  # noqa: F401 - raised here, caught by the Train page as runs.RunError
 from brainscan.modelfolder import CARD_FILE, EXTRA_FILES, MODEL_FILES, WEIGHT_FILES, read_json, replace_dir, write_json
 from brainscan.training.architectures import ARCHITECTURES
+from brainscan.training.progress import LOG_FILE, Progress, read_progress
 
 TERMINAL_STATES = ("finished", "failed", "stopped", "crashed")
 ACTIVE_FILE = ".active.json"
@@ -50,7 +51,7 @@ class RunInfo:
     message: str = ""
     status: dict = field(default_factory=dict)
     config: dict = field(default_factory=dict)
-    progress: dict = field(default_factory=dict)
+    progress: Progress | None = None  # after the first epoch
     metrics: dict = field(default_factory=dict)
     card: dict = field(default_factory=dict)
     history: dict = field(default_factory=dict)
@@ -110,7 +111,7 @@ def _update_status(run_dir: Path, **fields: Any) -> dict:
 
 def log_tail(run_dir: str | os.PathLike, lines: int = 20, max_bytes: int = 16384) -> list[str]:
     """The last lines of log.txt (reads at most max_bytes from the end; never blocks on a big log)."""
-    path = Path(run_dir) / "log.txt"
+    path = Path(run_dir) / LOG_FILE
     try:
         with open(path, "rb") as f:
             f.seek(0, os.SEEK_END)
@@ -217,7 +218,7 @@ def run_info(run_dir: str | os.PathLike) -> RunInfo:
         state = "finished" if has_card else (state or "unknown")
     return RunInfo(
         path=path, name=path.name, state=state, message=str(status.get("message") or ""), status=status,
-        config=read_json(path / "config.json"), progress=read_json(path / "progress.json"),
+        config=read_json(path / "config.json"), progress=read_progress(path),
         metrics=read_json(path / "metrics.json"), card=read_json(path / CARD_FILE) if has_card else {},
         history=read_json(path / "history.json"), log_tail=log_tail(path))
 
@@ -290,8 +291,8 @@ def start_run(config: Any, runs_dir: str | os.PathLike | None = None, *, exclusi
         if exclusive:
             busy = active_run(root)
             if busy is not None:
-                epoch = busy.progress.get("epoch")
-                where = f" (epoch {epoch} of {busy.progress.get('epochs')})" if epoch else ""
+                p = busy.progress
+                where = f" (epoch {p.epoch} of {p.epochs})" if p else ""
                 raise RunBusyError(f"Run {busy.name} is still training{where}; wait for it to finish or stop it "
                                    "before starting another.")
         slug = slugify(cfg.get("name") or f"{cfg.get('arch', 'compact')}-{cfg.get('img_size', 128)}")
@@ -307,7 +308,7 @@ def start_run(config: Any, runs_dir: str | os.PathLike | None = None, *, exclusi
         pythonpath = [str(REPO_ROOT)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
         env["PYTHONPATH"] = os.pathsep.join(pythonpath)
         try:
-            with open(run_dir / "log.txt", "ab") as log:
+            with open(run_dir / LOG_FILE, "ab") as log:
                 log.write(("$ python " + " ".join(cmd[1:]) + "\n").encode())
                 log.flush()
                 proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT,

@@ -6,7 +6,6 @@ only reads the run folders (progress refreshes every 2 s in a fragment).
 
 from __future__ import annotations
 
-import re
 import time
 import zlib
 from pathlib import Path
@@ -19,6 +18,7 @@ from brainscan.app import figures, ui
 from brainscan.errors import BrainScanError
 from brainscan.scans.archive import extract_zip
 from brainscan.training import architectures
+from brainscan.training.progress import is_trainer_line
 
 DEFAULT_DATASET = "../shared/data/navoneel-yes-no"
 MAX_UPLOAD_MB = 200  # the zip is held in memory while it is unpacked
@@ -27,7 +27,6 @@ ARCH_LABELS = architectures.LABELS
 SPLIT_LABELS = {"test_dedup": "Test set (near-duplicates of training images removed)",
                 "val": "Validation set (used for early stopping and calibration)",
                 "official_test": "The folder's own Testing split (may contain near-copies of training images)"}
-TRAIN_LOG_LINE = re.compile(r"^(\[\d\d:\d\d:\d\d\] |error|Error|Traceback|\w+Error)")  # not TF's chatter
 STATE_BOX = {"finished": st.success, "running": st.info, "stopped": st.warning, "failed": st.error,
              "crashed": st.error}
 
@@ -241,20 +240,20 @@ def _progress() -> None:
         return
     st.session_state["train_watching"] = info.name
     p = info.progress
-    epochs = int(p.get("epochs") or info.config.get("epochs") or 1)
+    epochs = int((p.epochs if p else 0) or info.config.get("epochs") or 1)
     if p:
-        st.progress(min(1.0, p["epoch"] / epochs), text=f"Run {info.name}: epoch {p['epoch']} of {epochs}")
+        st.progress(min(1.0, p.epoch / epochs), text=f"Run {info.name}: epoch {p.epoch} of {epochs}")
         c = st.columns(5)
-        c[0].metric("Training loss", f"{p.get('loss', float('nan')):.3f}")
-        c[1].metric("Training accuracy", f"{p.get('accuracy', float('nan')):.1%}")
-        c[2].metric("Validation accuracy", f"{p.get('val_accuracy', float('nan')):.1%}")
+        c[0].metric("Training loss", f"{p.metrics.get('loss', float('nan')):.3f}")
+        c[1].metric("Training accuracy", f"{p.metrics.get('accuracy', float('nan')):.1%}")
+        c[2].metric("Validation accuracy", f"{p.metrics.get('val_accuracy', float('nan')):.1%}")
         c[3].metric("Elapsed", _duration(info.elapsed_s))
-        c[4].metric("Time left (estimate)", _duration(p.get("eta_s")))
+        c[4].metric("Time left (estimate)", _duration(p.eta_s))
     else:
         st.progress(0.0, text=f"Run {info.name}: preparing images (hashing, cropping, resizing); epoch 1 of "
                               f"{epochs} starts next")
         st.caption(f"Elapsed: {_duration(info.elapsed_s)}")
-    lines = [ln for ln in info.log_tail if TRAIN_LOG_LINE.match(ln)]
+    lines = [ln for ln in info.log_tail if is_trainer_line(ln)]
     if lines:
         st.code("\n".join(lines[-6:]), language=None, wrap_lines=True)
     if st.button("Stop training", key="train_stop", help="Stops after the current batch; no model is saved."):
@@ -329,7 +328,8 @@ def show_run(info: runs.RunInfo) -> None:
     box(f"Run {info.name} {text}" + (f": {info.message}" if info.message else "."))
     if cfg:
         st.caption(f"{ARCH_LABELS.get(cfg.get('arch'), cfg.get('arch'))}, {cfg.get('img_size')} px, "
-                   f"{len(info.history.get('loss', [])) or info.progress.get('epoch', 0)} of {cfg.get('epochs')} "
+                   f"{len(info.history.get('loss', [])) or (info.progress.epoch if info.progress else 0)} of "
+                   f"{cfg.get('epochs')} "
                    f"epochs, batch {cfg.get('batch_size')}, learning rate {cfg.get('learning_rate')}, augmentation "
                    f"{'on' if cfg.get('augment') else 'off'}; data `{_display_path(str(cfg.get('data')))}`; "
                    f"took {_duration(info.elapsed_s)}.")

@@ -75,3 +75,11 @@ def tiny_model(tmp_path_factory, tiny_dataset) -> str:
     run(TrainConfig(data=tiny_dataset, out=str(out), epochs=3, img_size=32, batch_size=16, patience=3,
                     name="tiny-test-model"))
     return str(out)
+
+
+def pytest_collection_modifyitems(items):
+    """Every test that needs the session model (tiny_model, directly or through another fixture) trains it
+    when it runs first, so it carries the slow marker: `-m "not slow"` skips them all."""
+    for item in items:
+        if "tiny_model" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)

@@ -118,7 +118,14 @@ def test_evaluate_folder_json(tiny_model, tiny_dataset):
     assert r.returncode == 0, r.stderr
     m = json.loads(r.stdout)
     assert m["n_images"] == 64 and len(m["confusion_matrix"]) == 4
-    assert 0.0 <= m["accuracy"] <= 1.0 and "roc_auc" in m["tumor_vs_notumor"]
+    assert "roc_auc" in m["tumor_vs_notumor"]
+    confusion = np.array(m["confusion_matrix"])
+    assert confusion.sum() == 64 and m["accuracy"] == pytest.approx(np.trace(confusion) / 64)
+    # The same accuracy, counted from predict's answers against the class folders.
+    p = brainscan("predict", tiny_dataset, model=tiny_model)
+    answers = [json.loads(line) for line in p.stdout.splitlines()]
+    assert len(answers) == 64
+    assert m["accuracy"] == pytest.approx(np.mean([a["label"] == Path(a["file"]).parent.name for a in answers]))
 
 
 @pytest.mark.slow
@@ -158,7 +165,17 @@ def test_familiarity_refits_the_pixel_check_of_a_model_folder(tiny_model, tiny_d
     r = brainscan("familiarity", str(folder), "--data", tiny_dataset)
     assert r.returncode == 0, r.stderr
     report = json.loads(r.stdout)
-    assert report["train"] > 0 and 0.0 <= report["test_dedup_flagged"] <= 1.0
+    files = json.loads((folder / "split.json").read_text())["files"]
+    assert (report["train"], report["val"], report["test_dedup"]) == tuple(
+        len(files[k]) for k in ("train", "val", "test_dedup"))
+    card = json.loads((folder / "card.json").read_text())
+    assert card["scores"]["test_dedup"]["flagged_unfamiliar"] == report["test_dedup_flagged"]
+    # The share flagged is the share predict (on the refitted folder) calls out of distribution; one scan
+    # at the threshold may tip either way between a batch and single scans.
+    p = brainscan("predict", *(str(Path(tiny_dataset) / f) for f in files["test_dedup"]), model=str(folder))
+    flagged = [json.loads(line)["out_of_distribution"] for line in p.stdout.splitlines()]
+    assert len(flagged) == report["test_dedup"]
+    assert report["test_dedup_flagged"] == pytest.approx(np.mean(flagged), abs=1 / len(flagged) + 1e-9)
     after = dict(np.load(folder / "ood.npz"))
     assert set(after) == set(before)  # same checks, refitted; the feature check is kept as it was
     np.testing.assert_array_equal(after["val_distances"], before["val_distances"])

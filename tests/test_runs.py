@@ -191,13 +191,13 @@ def test_start_progress_finish_and_busy(runs_dir: Path, phantoms: str) -> None:
     assert runs.active_run().path == run_dir
     with pytest.raises(runs.RunBusyError, match="still training"):
         runs.start_run({"data": phantoms, "epochs": 1, **TINY})
-    seen = wait_for(run_dir, lambda i: bool(i.progress) or not i.running)
-    assert seen.progress.get("epochs") == 2
+    seen = wait_for(run_dir, lambda i: i.progress is not None or not i.running)
+    assert seen.progress is not None and seen.progress.epochs == 2
     info = wait_for(run_dir, lambda i: not i.running)
     assert info.state == "finished", info.log_tail
     assert info.complete and info.card["classes"] == ["notumor", "tumor"]
     assert info.metrics["val"]["n"] >= 2 and len(info.history["loss"]) == 2
-    assert info.progress["epoch"] == 2 and any("Finished" in ln for ln in info.log_tail)
+    assert info.progress.epoch == 2 and any("Finished" in ln for ln in info.log_tail)
     assert runs.active_run() is None
     assert [r.name for r in runs.list_runs()] == [run_dir.name]
 
@@ -205,7 +205,7 @@ def test_start_progress_finish_and_busy(runs_dir: Path, phantoms: str) -> None:
 @pytest.mark.slow
 def test_stop_during_training(runs_dir: Path, phantoms: str) -> None:
     run_dir = runs.start_run({"data": phantoms, "epochs": 200, "patience": 500, **TINY})
-    info = wait_for(run_dir, lambda i: i.progress.get("epoch", 0) >= 1 or not i.running)
+    info = wait_for(run_dir, lambda i: (i.progress is not None and i.progress.epoch >= 1) or not i.running)
     assert info.running, info.log_tail
     pid = info.status["pid"]
     info = runs.stop_run(run_dir, timeout=60)

@@ -1,8 +1,10 @@
-"""One training run: dataset folder -> grouped split -> tf.data with augmentation -> model folder.
+"""One training run, in steps a reader can follow: prepare (dataset -> grouped split -> model inputs),
+fit (tf.data with augmentation, progress record per epoch), calibrate (temperature, unfamiliar-scan
+reference, metrics), then the model card and the export of the model folder.
 
-The run folder receives config.json and status.json at once, progress.json after every epoch,
-and history.json, metrics.json, ood.npz, model.keras and card.json at the end (card.json last,
-so a folder with a card is always a complete model). SIGTERM stops the run cleanly.
+The run folder receives config.json and status.json at once, progress.json (training.progress) after
+every epoch, and history.json, metrics.json, ood.npz, model.keras and card.json at the end (card.json
+last, so a folder with a card is always a complete model). SIGTERM stops the run cleanly.
 """
 
 from __future__ import annotations
@@ -12,16 +14,17 @@ import platform
 import signal
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from brainscan.config import TrainConfig
 from brainscan.evaluation.metrics import classification_metrics
-from brainscan.modelfolder import read_json, write_json
+from brainscan.modelfolder import CARD_FILE, WEIGHT_FILES, read_json, write_json
 from brainscan.scans import datasets as data_mod
 from brainscan.scans.batch import prepare_paths
+from brainscan.training.progress import Progress, log, write_progress
 
 
 def set_status(run: Path, state: str, **extra) -> None:
@@ -93,12 +96,41 @@ def run(cfg: TrainConfig) -> dict:
     return result
 
 
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+@dataclass
+class Prepared:
+    """What the prepare step hands on: the dataset, its split, and model inputs per part."""
+
+    ds: data_mod.Dataset
+    classes: list[str]
+    split: dict
+    arrays: dict[str, tuple[np.ndarray, np.ndarray]]  # part -> (inputs, class indices)
+    x_strip: np.ndarray | None  # skull-stripped copies of the training inputs (cfg.stripped), or None
+    extra_info: dict | None  # what --extra-train added
 
 
 def _run(cfg: TrainConfig, run_dir: Path) -> dict:
+    """The steps of one run: prepare, fit, calibrate, write the model folder (export and card)."""
     t0 = time.time()
+    data = prepare(cfg, run_dir)
+    log(f"Prepared images in {time.time() - t0:.0f} s")
+    fitted = fit(cfg, run_dir, data)
+    if fitted is None:
+        set_status(run_dir, "stopped", message="Stopped by the user; no model was saved.", ended=time.time())
+        log("Stopped by the user; no model was saved.")
+        return {}
+    model, history, train_s, bn_momentum = fitted
+    write_json(run_dir / "history.json", history)
+    temperature, ood, metrics = calibrate(model, data)
+    write_json(run_dir / "metrics.json", metrics)
+    card = model_card(cfg, run_dir, data, model, history, train_s, bn_momentum, temperature, metrics)
+    export(model, card, ood, run_dir)
+    set_status(run_dir, "finished", ended=time.time(), seconds=round(time.time() - t0))
+    log(f"Finished in {time.time() - t0:.0f} s; model folder {run_dir}")
+    return metrics
+
+
+def prepare(cfg: TrainConfig, run_dir: Path) -> Prepared:
+    """Dataset -> near-duplicate groups -> grouped split (split.json) -> model inputs per part."""
     rng = np.random.default_rng(cfg.seed)
     ds = data_mod.discover(cfg.data)
     classes = list(ds.classes)
@@ -141,30 +173,22 @@ def _run(cfg: TrainConfig, run_dir: Path) -> dict:
         if x_strip is not None:
             x_strip = np.concatenate([x_strip, x_ex])  # extra images are shown as they are in both views
         log(f"Extra training images from {cfg.extra_train}: {extra_info}")
-    log(f"Prepared images in {time.time() - t0:.0f} s")
     if "val" not in arrays or len(arrays["val"][0]) < 2:
         raise data_mod.DatasetError("Too few images for a validation split; add images or lower the split.")
+    return Prepared(ds, classes, split, arrays, x_strip, extra_info)
 
-    import keras
+
+def _train_dataset(cfg: TrainConfig, data: Prepared):
+    """tf.data of the training part: shuffled, skull-stripped views, synthetic lesions, augmentation."""
     import tensorflow as tf
 
-    from brainscan.runtime import familiarity
-    from brainscan.runtime.inference import OOD_THRESHOLD, mahalanobis, ood_percentiles, softmax
-    from brainscan.runtime.keras_model import features_and_logits_model
     from brainscan.training import augment, lesions
-    from brainscan.training.architectures import build_model
-    from brainscan.training.calibrate import fit_temperature, ood_stats
-    from brainscan.training.export import save_model_folder
-    from brainscan.training.networks import bn_momentum_for
 
-    keras.utils.set_random_seed(cfg.seed)
-    x_tr, y_tr = arrays["train"]
-    n_classes = len(classes)
-    counts = np.bincount(y_tr, minlength=n_classes)
-    class_weight = {i: float(len(y_tr) / (n_classes * max(c, 1))) for i, c in enumerate(counts)}
-    if x_strip is not None:
+    x_tr, y_tr = data.arrays["train"]
+    classes = data.classes
+    if data.x_strip is not None:
         p_strip = cfg.stripped
-        train_ds = tf.data.Dataset.from_tensor_slices((x_tr, x_strip, y_tr)).shuffle(len(x_tr), seed=cfg.seed)
+        train_ds = tf.data.Dataset.from_tensor_slices((x_tr, data.x_strip, y_tr)).shuffle(len(x_tr), seed=cfg.seed)
         train_ds = train_ds.map(lambda a, b, y: (tf.where(tf.random.uniform([]) < p_strip, b, a), y))
         log(f"Skull-stripped copies shown {cfg.stripped:.0%} of the time")
     else:
@@ -180,8 +204,24 @@ def _run(cfg: TrainConfig, run_dir: Path) -> dict:
         train_ds = train_ds.map(lambda x, y: (augment.augment_batch(x, cfg.randconv), y),
                                 num_parallel_calls=tf.data.AUTOTUNE)
     train_ds = train_ds.prefetch(tf.data.AUTOTUNE)
-    x_val, y_val = arrays["val"]
+    return train_ds
 
+
+def fit(cfg: TrainConfig, run_dir: Path, data: Prepared):
+    """Build the network and fit it, writing progress.json after every epoch. Returns (model, history,
+    seconds, BatchNorm momentum), or None when the user stopped the run (SIGTERM)."""
+    import keras
+
+    from brainscan.training.architectures import build_model
+    from brainscan.training.networks import bn_momentum_for
+
+    keras.utils.set_random_seed(cfg.seed)
+    x_tr, y_tr = data.arrays["train"]
+    n_classes = len(data.classes)
+    counts = np.bincount(y_tr, minlength=n_classes)
+    class_weight = {i: float(len(y_tr) / (n_classes * max(c, 1))) for i, c in enumerate(counts)}
+    train_ds = _train_dataset(cfg, data)
+    x_val, y_val = data.arrays["val"]
     steps = max(1, int(np.ceil(len(x_tr) / cfg.batch_size))) * cfg.epochs
     bn_momentum = bn_momentum_for(steps)
     model = build_model(cfg.arch, cfg.img_size, n_classes, cfg.weights, bn_momentum)
@@ -194,7 +234,7 @@ def _run(cfg: TrainConfig, run_dir: Path) -> dict:
         f"{cfg.epochs} epochs")
     history: dict[str, list[float]] = {}
 
-    class Progress(keras.callbacks.Callback):
+    class EpochEnd(keras.callbacks.Callback):  # progress.json, the log line, and stopping on SIGTERM
         def on_train_batch_end(self, batch, logs=None):
             if _Stop.requested:
                 self.model.stop_training = True
@@ -204,24 +244,31 @@ def _run(cfg: TrainConfig, run_dir: Path) -> dict:
                 history.setdefault(k, []).append(float(v))
             elapsed = time.time() - t_fit
             per_epoch = elapsed / (epoch + 1)
-            write_json(run_dir / "progress.json", {
-                "epoch": epoch + 1, "epochs": cfg.epochs, "elapsed_s": elapsed,
-                "eta_s": per_epoch * (cfg.epochs - epoch - 1), **{k: float(v) for k, v in (logs or {}).items()}})
+            write_progress(run_dir, Progress(epoch + 1, cfg.epochs, elapsed, per_epoch * (cfg.epochs - epoch - 1),
+                                             {k: float(v) for k, v in (logs or {}).items()}))
             log(f"epoch {epoch + 1}/{cfg.epochs} " + " ".join(f"{k}={v:.4f}" for k, v in (logs or {}).items())
                 + f" ({per_epoch:.0f} s/epoch)")
 
     t_fit = time.time()
     model.fit(train_ds, validation_data=(x_val, y_val), epochs=cfg.epochs, class_weight=class_weight, verbose=0,
-              callbacks=[Progress(), keras.callbacks.EarlyStopping(
+              callbacks=[EpochEnd(), keras.callbacks.EarlyStopping(
                   monitor="val_loss", patience=cfg.patience, restore_best_weights=True)])
     if _Stop.requested:
-        set_status(run_dir, "stopped", message="Stopped by the user; no model was saved.", ended=time.time())
-        log("Stopped by the user; no model was saved.")
-        return {}
-    train_s = time.time() - t_fit
-    write_json(run_dir / "history.json", history)
+        return None
+    return model, history, time.time() - t_fit, bn_momentum
 
-    # Calibration and the out-of-distribution reference, both on data the weights never saw.
+
+def calibrate(model, data: Prepared) -> tuple[float, dict, dict]:
+    """Temperature, the unfamiliar-scan reference and the metrics of every held-out part, all on data the
+    weights never saw. Returns (temperature, ood statistics, metrics)."""
+    from brainscan.runtime import familiarity
+    from brainscan.runtime.inference import OOD_THRESHOLD, mahalanobis, ood_percentiles, softmax
+    from brainscan.runtime.keras_model import features_and_logits_model
+    from brainscan.training.calibrate import fit_temperature, ood_stats
+
+    classes = data.classes
+    x_tr, y_tr = data.arrays["train"]
+    x_val, y_val = data.arrays["val"]
     feat_model = features_and_logits_model(model)
 
     def infer(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -231,12 +278,12 @@ def _run(cfg: TrainConfig, run_dir: Path) -> dict:
     f_val, l_val = infer(x_val)
     temperature = fit_temperature(l_val, y_val)
     f_tr, _ = infer(x_tr)
-    ood = ood_stats(f_tr, y_tr, n_classes)
+    ood = ood_stats(f_tr, y_tr, len(classes))
     ood["val_distances"] = mahalanobis(f_val, ood).astype(np.float32)
     ood.update(familiarity.fit(x_tr, x_val))
 
-    metrics: dict = {"classes": classes, "temperature": temperature, "split": split}
-    for name, (x, y) in arrays.items():
+    metrics: dict = {"classes": classes, "temperature": temperature, "split": data.split}
+    for name, (x, y) in data.arrays.items():
         if name == "train":
             continue
         feats, logits = infer(x)
@@ -247,10 +294,17 @@ def _run(cfg: TrainConfig, run_dir: Path) -> dict:
         log(f"{name}: accuracy {m['accuracy']:.4f}, ECE {m['ece_uncalibrated']:.4f} -> {m['ece']:.4f}"
             + (f", tumor AUC {m['tumor_vs_notumor'].get('roc_auc', float('nan')):.4f}"
                if "tumor_vs_notumor" in m else ""))
-    write_json(run_dir / "metrics.json", metrics)
+    return temperature, ood, metrics
 
+
+def model_card(cfg: TrainConfig, run_dir: Path, data: Prepared, model, history: dict, train_s: float,
+               bn_momentum: float, temperature: float, metrics: dict) -> dict:
+    """card.json: what the model is, what it was trained on and how, and its scores."""
+    from brainscan.runtime import familiarity
+
+    ds, classes, split, extra_info = data.ds, data.classes, data.split, data.extra_info
     headline = metrics.get("test_dedup") or metrics["val"]
-    card = {
+    return {
         "name": cfg.name or run_dir.name, "architecture": cfg.arch, "classes": classes, "input_size": cfg.img_size,
         "input_channels": 1, "parameters": int(model.count_params()),
         "preprocessing": "brainscan.preprocess.prepare: grayscale, Gaussian blur, Otsu threshold, largest contour, "
@@ -272,16 +326,19 @@ def _run(cfg: TrainConfig, run_dir: Path) -> dict:
         "scores": {k: _card_scores(v) for k, v in metrics.items() if isinstance(v, dict) and "accuracy" in v},
         "unfamiliar_check": familiarity.UNFAMILIAR_CHECK,
     }
+
+
+def export(model, card: dict, ood: dict, run_dir: Path) -> None:
+    """Save the model folder beside the run (brainscan.training.export), then move its files into the run
+    folder; card.json last marks the folder complete."""
+    from brainscan.training.export import save_model_folder
+
     save_model_folder(model, card, run_dir / ".model-new", ood=ood)
-    # Move the finished files into the run folder; card.json last marks the folder complete.
-    for fname in ("model.keras", "model.tflite", "head.npz", "ood.npz"):
+    for fname in WEIGHT_FILES:
         if (run_dir / ".model-new" / fname).is_file():
             os.replace(run_dir / ".model-new" / fname, run_dir / fname)
-    os.replace(run_dir / ".model-new" / "card.json", run_dir / "card.json")
+    os.replace(run_dir / ".model-new" / CARD_FILE, run_dir / CARD_FILE)
     os.rmdir(run_dir / ".model-new")
-    set_status(run_dir, "finished", ended=time.time(), seconds=round(time.time() - t0))
-    log(f"Finished in {time.time() - t0:.0f} s; model folder {run_dir}")
-    return metrics
 
 
 def _card_scores(m: dict) -> dict:
