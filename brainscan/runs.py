@@ -349,7 +349,7 @@ def _remove_partial_model(run_dir: Path) -> None:
 
 
 def stop_run(run_dir: str | os.PathLike, timeout: float = 30.0) -> RunInfo:
-    """Stop a run: SIGTERM to its process group (train.py stops after the current batch and saves no
+    """Stop a run: SIGTERM to its process group (training/run.py stops after the current batch and saves no
     model), SIGKILL if it is still alive after timeout seconds. Returns the final RunInfo ('stopped',
     or 'finished' if it completed before the signal landed)."""
     path = Path(run_dir)
@@ -367,7 +367,7 @@ def stop_run(run_dir: str | os.PathLike, timeout: float = 30.0) -> RunInfo:
         status = read_json(path / "status.json")
         if status.get("state") in ("running", "stopped") and not (path / CARD_FILE).is_file():
             _remove_partial_model(path)
-            if status.get("state") == "running":  # killed before train.py could say so itself
+            if status.get("state") == "running":  # killed before training/run.py could say so itself
                 _update_status(path, state="stopped", ended=time.time(),
                                message="Stopped by the user; no model was saved.")
     _release_active(path)

@@ -1,4 +1,4 @@
-"""Class activation maps with tf-keras-vis, for Keras models (brainscan.model.LoadedModel.cam).
+"""Class activation maps with tf-keras-vis, for Keras models (brainscan.runtime.keras_model.LoadedModel.cam).
 
 brainscan.cam.headcam computes the same maps in closed form for the LiteRT runtime and is tested against
 these; brainscan.cam.heatmap maps either onto the original image.
