@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from brainscan.scans import reader
 from brainscan.scans.io import Scan, ScanError, load_scan
 from brainscan.scans.preprocess import Prepared, prepare
 
@@ -71,10 +72,7 @@ def check_bytes(model, data: bytes, name: str, frame: int | None = None,
 def check_file(model, path: str, cam: bool = False, cam_method: str = "gradcam", cam_out: str | None = None) -> dict:
     """One JSON-able line for the CLI: the result, or {"file", "error"} for input that cannot be used."""
     try:
-        data = Path(path).read_bytes()
-    except OSError as err:
-        return {"file": path, "error": f"Cannot read the file ({err.strerror or type(err).__name__})."}
-    try:
+        data = reader.read_file(path)  # a regular file of at most 512 MB: never a pipe or a device
         result = check_bytes(model, data, os.path.basename(path), cam_method=cam_method if cam else None)
     except ScanError as err:
         return {"file": path, "error": str(err)}

@@ -68,7 +68,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                       augment=not args.no_augment, seed=args.seed, patience=args.patience, name=args.name or "",
                       max_images=args.max_images, lesions=args.lesions,
                       stripped=args.stripped, randconv=args.randconv,
-                      extra_train=args.extra_train or "")
+                      extra_train=args.extra_train or "", time_limit_s=args.time_limit)
     metrics = run(cfg)
     return 0 if metrics else 1  # a stopped run saved no model: scripts must not go on to promote it
 
@@ -133,6 +133,18 @@ def cmd_promote(args: argparse.Namespace) -> int:
     folder = promote(args.run, dest.parent, dest.name)
     write_markdown(folder)
     print(folder)
+    return 0
+
+
+def cmd_janitor(args: argparse.Namespace) -> int:
+    from brainscan import hosting, janitor, modelfolder, runs
+
+    storage = hosting.settings().storage
+    age = args.max_age_hours * 3600 if args.max_age_hours is not None else storage.max_age_s
+    total = args.max_total_mb if args.max_total_mb is not None else storage.max_total_mb
+    report = janitor.sweep(runs.get_runs_dir(), age, total).as_dict()
+    report["models_recovered"] = modelfolder.recover_all(runs.get_models_dir())
+    _emit(report)
     return 0
 
 
@@ -219,6 +231,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--seed", type=int, default=D["seed"])
     tr.add_argument("--patience", type=int, default=D["patience"])
     tr.add_argument("--max-images", type=int, default=D["max_images"], help="cap the training images (quick demos)")
+    tr.add_argument("--time-limit", type=float, default=D["time_limit_s"], metavar="SECONDS",
+                    help="stop training after this many seconds and keep the best epoch so far (0: no limit)")
     tr.add_argument("--name")
     tr.set_defaults(func=cmd_train)
 
@@ -242,6 +256,11 @@ def build_parser() -> argparse.ArgumentParser:
     po.add_argument("run")
     po.add_argument("dest", nargs="?", default="models/default")
     po.set_defaults(func=cmd_promote)
+
+    ja = sub.add_parser("janitor", help="remove leftovers, old uploads and runs (hosted-mode limits by default)")
+    ja.add_argument("--max-age-hours", type=float, default=None)
+    ja.add_argument("--max-total-mb", type=float, default=None)
+    ja.set_defaults(func=cmd_janitor)
 
     be = sub.add_parser("bench", help="time one scan check against VGG19 predict")
     be.add_argument("--json", action="store_true")

@@ -54,6 +54,7 @@ class TrainConfig:
     randconv: float = 0.0  # chance that a training image is filtered by a random convolution (training.augment)
     stripped: float = 0.0  # chance that a training image is shown skull-stripped (scans.preprocess.strip_skull)
     extra_train: str = ""  # a class-folder set whose images join the training part only (never val or test)
+    time_limit_s: float = 0  # 0 = none; training stops after this many seconds from its start and keeps the best
 
 
 TRAIN_DEFAULTS = {f.name: f.default for f in fields(TrainConfig) if f.name not in ("data", "out")}

@@ -10,9 +10,12 @@ no TensorFlow.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import json
 import os
 import shutil
+import sys
 import time
 from pathlib import Path
 from typing import TypedDict
@@ -106,20 +109,149 @@ def read_json(path: str | os.PathLike) -> dict:
     return obj if isinstance(obj, dict) else {}
 
 
-def replace_dir(src: Path, dst: Path) -> None:
-    """Put src at dst; an existing dst is moved aside first and removed only after the swap."""
+# --- crash-safe folder replacement ------------------------------------------------------------
+# Used to save (training) and to promote (runs) model folders.
+#
+# A folder is written beside its destination under a hidden temporary name (``.<name>.new-*`` or
+# ``.<name>.tmp-*``), every file and the folder are fsynced, and then one step puts it in place:
+#
+# * Linux: ``renameat2(RENAME_EXCHANGE)`` swaps the new folder and the old one atomically (readers see the
+#   old folder or the new one, never none); the old content, now under the temporary name, is removed.
+# * elsewhere, or where the filesystem refuses the exchange (or BRAINSCAN_NO_EXCHANGE=1): the old folder is
+#   renamed aside to ``.<name>.old-*``, the new one renamed in, and the old one removed.
+#
+# A kill at any point leaves either the complete old folder or the complete new one at the destination, plus
+# hidden leftovers that :func:`recover` removes (putting an old folder back if the kill fell between the two
+# renames of the fallback). Call recover before reading or replacing (promote, app start, janitor).
+#
+# For tests, BRAINSCAN_CRASH_AT=<step> makes the process exit at once (os._exit, no clean-up) at that step:
+# ``written``, ``synced``, ``exchanged``, ``moved-aside``, ``renamed``.
+
+CRASH_ENV = "BRAINSCAN_CRASH_AT"
+NO_EXCHANGE_ENV = "BRAINSCAN_NO_EXCHANGE"
+TEMP_MARKERS = (".new-", ".tmp-", ".old-")
+
+
+def crash_point(step: str) -> None:
+    """Exit without any clean-up when BRAINSCAN_CRASH_AT names this step (kill tests)."""
+    if os.environ.get(CRASH_ENV) == step:
+        os._exit(97)
+
+
+def fsync_dir(path: str | os.PathLike) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def fsync_tree(path: str | os.PathLike) -> None:
+    """fsync every file under path, then every folder (bottom up), so that a rename publishes durable data."""
+    dirs = []
+    for dirpath, _, files in os.walk(path):
+        dirs.append(dirpath)
+        for f in files:
+            fd = os.open(os.path.join(dirpath, f), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+    for d in reversed(dirs):
+        fsync_dir(d)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two existing paths (Linux renameat2 RENAME_EXCHANGE); False where unavailable."""
+    if sys.platform != "linux" or os.environ.get(NO_EXCHANGE_ENV) == "1":
+        return False
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    return renameat2(at_fdcwd, os.fsencode(str(a)), at_fdcwd, os.fsencode(str(b)), rename_exchange) == 0
+
+
+def temp_sibling(dst: Path, kind: str = "new") -> Path:
+    """A fresh hidden name beside dst that recover() knows to clean: .<name>.<kind>-<pid>-<ns>."""
+    return dst.with_name(f".{dst.name}.{kind}-{os.getpid()}-{time.monotonic_ns()}")
+
+
+def replace_dir(src: str | os.PathLike, dst: str | os.PathLike) -> None:
+    """Put the complete folder src at dst (see the module docstring); src must be a sibling of dst."""
+    src, dst = Path(src), Path(dst)
+    fsync_tree(src)
+    crash_point("synced")
+    if dst.exists() and _exchange(src, dst):
+        crash_point("exchanged")
+        fsync_dir(dst.parent)
+        shutil.rmtree(src, ignore_errors=True)  # the old content, now under the temporary name
+        return
     old = None
     if dst.exists():
-        old = dst.with_name(f".{dst.name}.old-{os.getpid()}-{time.monotonic_ns()}")
+        old = temp_sibling(dst, "old")
         os.replace(dst, old)
+        crash_point("moved-aside")
     try:
         os.replace(src, dst)
     except OSError:
         if old is not None:
             os.replace(old, dst)
         raise
+    crash_point("renamed")
+    fsync_dir(dst.parent)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def leftovers(dst: str | os.PathLike) -> list[Path]:
+    """The hidden temporary siblings of dst that a replace may have left."""
+    dst = Path(dst)
+    if not dst.parent.is_dir():
+        return []
+    prefix = f".{dst.name}."
+    return sorted(p for p in dst.parent.iterdir()
+                  if p.name.startswith(prefix) and any(m in p.name[len(prefix) - 1:] for m in TEMP_MARKERS))
+
+
+def recover(dst: str | os.PathLike) -> list[str]:
+    """Finish what a killed replace_dir left: if dst is missing, the newest '.old-' folder goes back; then every
+    temporary sibling is removed. Returns what was done, for logs and tests."""
+    dst = Path(dst)
+    done: list[str] = []
+    if not dst.exists():
+        olds = [p for p in leftovers(dst) if ".old-" in p.name]
+        if olds:
+            newest = max(olds, key=lambda p: p.stat().st_mtime_ns)
+            os.replace(newest, dst)
+            fsync_dir(dst.parent)
+            done.append(f"restored {dst.name} from {newest.name}")
+    for p in leftovers(dst):
+        shutil.rmtree(p, ignore_errors=True) if p.is_dir() and not p.is_symlink() else p.unlink(missing_ok=True)
+        done.append(f"removed {p.name}")
+    return done
+
+
+def recover_all(parent: str | os.PathLike) -> list[str]:
+    """recover() for every folder under parent that has temporary siblings (e.g. models/)."""
+    parent = Path(parent)
+    if not parent.is_dir():
+        return []
+    names = set()
+    for p in parent.iterdir():
+        if p.name.startswith(".") and any(m in p.name for m in TEMP_MARKERS):
+            base = p.name[1:]
+            for m in TEMP_MARKERS:
+                if m in base:
+                    names.add(base[: base.index(m)])
+                    break
+    done: list[str] = []
+    for name in sorted(names):
+        if name:
+            done += recover(parent / name)
+    return done
 
 
 # --- finding and reading a model folder -------------------------------------------------------
@@ -132,6 +264,8 @@ def find_model_dir() -> Path | None:
         path = Path(env)
         return path.parent if path.is_file() else path
     root = config.models_dir()
+    if not (root / "default").is_dir():
+        recover_all(root)  # a promote killed between its two renames: put the old model back
     if (root / "default" / CARD_FILE).is_file():
         return root / "default"
     found = sorted(p.parent for p in root.glob(f"*/{CARD_FILE}"))

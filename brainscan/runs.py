@@ -18,7 +18,7 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
+import secrets
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -26,17 +26,20 @@ from dataclasses import asdict, dataclass, field, is_dataclass
 from pathlib import Path
 from typing import Any
 
-from brainscan import config
+from brainscan import config, hosting, modelfolder
 from brainscan.config import MODELS_ENV, REPO_ROOT, RUNS_ENV  # noqa: F401 - the environment variables, for callers
 from brainscan.errors import RunBusyError, RunError  # noqa: F401 - raised here, caught by the Train page as runs.RunError
 from brainscan.modelfolder import CARD_FILE, EXTRA_FILES, MODEL_FILES, WEIGHT_FILES, read_json, replace_dir, write_json
 from brainscan.training.architectures import ARCHITECTURES
 from brainscan.training.progress import LOG_FILE, Progress, read_progress
 
-TERMINAL_STATES = ("finished", "failed", "stopped", "crashed")
+TERMINAL_STATES = ("finished", "failed", "stopped", "crashed")  # and "queued": waiting for the slot
 ACTIVE_FILE = ".active.json"
 LOCK_FILE = ".lock"
 UPLOADS = "uploads"
+UNREADABLE_LISTED = 50  # the summary lists this many unreadable files (and counts all)
+QUEUED = "queued"
+WALL_GRACE_S = 120.0  # a run past its time limit by this much is stopped by the manager (train.py stops itself)
 
 # Popen objects of the runs this process started: polling them reaps the child (a finished child
 # that nobody waits for stays a zombie, and os.kill(pid, 0) still succeeds on a zombie).
@@ -60,6 +63,14 @@ class RunInfo:
     @property
     def running(self) -> bool:
         return self.state == "running"
+
+    @property
+    def queued(self) -> bool:
+        return self.state == QUEUED
+
+    @property
+    def owner(self) -> str:
+        return str(self.status.get("owner") or "")
 
     @property
     def complete(self) -> bool:
@@ -92,7 +103,7 @@ get_models_dir = config.models_dir  # the argument, else $BRAINSCAN_MODELS_DIR, 
 def resolve_data_path(path: str | os.PathLike) -> Path:
     """A dataset path as typed on the page: ~ expanded, relative paths taken from the repository root."""
     p = Path(os.path.expanduser(str(path).strip()))
-    return p if p.is_absolute() else (REPO_ROOT / p).resolve()
+    return (p if p.is_absolute() else REPO_ROOT / p).resolve()  # one spelling per folder ('/../' and links)
 
 
 def slugify(text: str, default: str = "run") -> str:
@@ -214,7 +225,7 @@ def run_info(run_dir: str | os.PathLike) -> RunInfo:
             else:
                 status = _update_status(path, state="crashed", ended=time.time(), message=_crash_message(path))
         state = str(status.get("state"))
-    if not state or state not in TERMINAL_STATES + ("running",):
+    if not state or state not in TERMINAL_STATES + ("running", QUEUED):
         state = "finished" if has_card else (state or "unknown")
     return RunInfo(
         path=path, name=path.name, state=state, message=str(status.get("message") or ""), status=status,
@@ -223,13 +234,15 @@ def run_info(run_dir: str | os.PathLike) -> RunInfo:
         history=read_json(path / "history.json"), log_tail=log_tail(path))
 
 
-def list_runs(runs_dir: str | os.PathLike | None = None) -> list[RunInfo]:
-    """All run folders, newest first."""
+def list_runs(runs_dir: str | os.PathLike | None = None, owner: str | None = None) -> list[RunInfo]:
+    """All run folders, newest first; with owner, only the runs that session started."""
     root = get_runs_dir(runs_dir)
     _reap()
     if not root.is_dir():
         return []
     infos = [run_info(p) for p in root.iterdir() if _is_run_dir(p)]
+    if owner is not None:
+        infos = [i for i in infos if i.owner == owner]
     return sorted(infos, key=lambda r: (r.started or r.path.stat().st_mtime, r.name), reverse=True)
 
 
@@ -269,7 +282,7 @@ def train_command(cfg: dict, run_dir: Path) -> list[str]:
            "--out", str(run_dir)]
     options = {"arch": "--arch", "epochs": "--epochs", "img_size": "--img-size", "weights": "--weights",
                "batch_size": "--batch-size", "learning_rate": "--lr", "seed": "--seed", "patience": "--patience",
-               "max_images": "--max-images", "name": "--name"}
+               "max_images": "--max-images", "name": "--name", "time_limit_s": "--time-limit"}
     for key, flag in options.items():
         value = cfg.get(key)
         if value is not None and value != "":
@@ -279,51 +292,153 @@ def train_command(cfg: dict, run_dir: Path) -> list[str]:
     return cmd
 
 
-def start_run(config: Any, runs_dir: str | os.PathLike | None = None, *, exclusive: bool = True) -> Path:
+def session_owner(state: Any) -> str:
+    """The owner id of a Streamlit session (its session_state): a random token kept in the session, hashed."""
+    if "_brainscan_owner_token" not in state:
+        state["_brainscan_owner_token"] = secrets.token_urlsafe(24)
+    return hosting.owner_id(str(state["_brainscan_owner_token"]))
+
+
+def _check_owner(info: RunInfo, owner: str | None, verb: str) -> None:
+    if owner is not None and info.owner != owner:
+        raise RunError(f"This run belongs to another session; it was not {verb}.")
+
+
+def _busy_message(busy: RunInfo) -> str:
+    p = busy.progress
+    where = f" (epoch {p.epoch} of {p.epochs})" if p else ""
+    return f"Run {busy.name} is still training{where}; wait for it to finish or stop it before starting another."
+
+
+def _new_run_dir(root: Path, cfg: dict) -> Path:
+    slug = slugify(cfg.get("name") or f"{cfg.get('arch', 'compact')}-{cfg.get('img_size', 128)}")
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    run_dir = root / f"{stamp}-{slug}"
+    n = 2
+    while run_dir.exists():
+        run_dir = root / f"{stamp}-{slug}-{n}"
+        n += 1
+    run_dir.mkdir(parents=True)
+    return run_dir
+
+
+def _launch(root: Path, run_dir: Path, cfg: dict) -> None:
+    cmd = train_command(cfg, run_dir.resolve())
+    env = dict(os.environ, PYTHONUNBUFFERED="1", TF_CPP_MIN_LOG_LEVEL="2")
+    pythonpath = [str(REPO_ROOT)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    env["PYTHONPATH"] = os.pathsep.join(pythonpath)
+    try:
+        with open(run_dir / LOG_FILE, "ab") as log:
+            log.write(("$ python " + " ".join(cmd[1:]) + "\n").encode())
+            log.flush()
+            proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+    except OSError as err:
+        _update_status(run_dir, state="failed", ended=time.time(), message=f"Could not start training: {err}")
+        raise RunError(f"Could not start the training process: {err}") from err
+    _PROCS[str(run_dir)] = proc
+    # The child writes the same status when it starts; whichever comes second merges into the first.
+    if read_json(run_dir / "status.json").get("state") == "running":
+        _update_status(run_dir, pid=proc.pid)
+    else:
+        _update_status(run_dir, state="running", pid=proc.pid, started=time.time())
+    write_json(root / ACTIVE_FILE, {"pid": proc.pid, "run_dir": str(run_dir), "started": time.time()})
+
+
+def _queued(root: Path) -> list[RunInfo]:
+    """Waiting runs, first come first."""
+    if not root.is_dir():
+        return []
+    waiting = [run_info(p) for p in root.iterdir() if _is_run_dir(p)
+               and read_json(p / "status.json").get("state") == QUEUED]
+    return sorted(waiting, key=lambda r: (float(r.status.get("queued_at") or 0), r.name))
+
+
+def queue_position(run_dir: str | os.PathLike) -> int | None:
+    """1 for the next run to start, 2 for the one after, ...; None when the run is not waiting."""
+    path = Path(run_dir)
+    for k, info in enumerate(_queued(path.parent), start=1):
+        if info.path == path:
+            return k
+    return None
+
+
+def start_run(config: Any, runs_dir: str | os.PathLike | None = None, *, exclusive: bool = True,
+              owner: str | None = None, limits: hosting.Limits | None = None,
+              allowed_roots: list[str | os.PathLike] | None = None, queue: bool = False) -> Path:
     """Start `python -m brainscan train` for config (a dict or TrainConfig) in a new run folder.
 
     Returns the run folder at once; the training runs in its own process session, writing its
     output to <run>/log.txt. Raises RunBusyError if another run is in progress (unless exclusive=False).
+    Hosted mode adds: owner (the session's id, recorded in status.json), limits (settings refused in one
+    sentence each; wall time passed to train.py), allowed_roots (the data must lie inside one of them) and
+    queue (when the slot is taken the run waits as 'queued'; advance_queue() starts it; one waiting or running
+    run per owner and a bounded queue, as the limits say).
     """
     cfg = _config_dict(config)
+    if limits is not None:
+        problems = hosting.check_config(cfg, limits)
+        if problems:
+            raise RunError(" ".join(problems))
+        if limits.wall_s:
+            cfg["time_limit_s"] = int(limits.wall_s)
+    if allowed_roots is not None:
+        data = resolve_data_path(cfg["data"])
+        if not any(data.is_relative_to(Path(r).resolve()) for r in allowed_roots):
+            raise RunError("That dataset is not available here; choose one of the offered datasets or upload a zip.")
     root = get_runs_dir(runs_dir)
     with _locked(root):
-        if exclusive:
-            busy = active_run(root)
-            if busy is not None:
-                p = busy.progress
-                where = f" (epoch {p.epoch} of {p.epochs})" if p else ""
-                raise RunBusyError(f"Run {busy.name} is still training{where}; wait for it to finish or stop it "
-                                   "before starting another.")
-        slug = slugify(cfg.get("name") or f"{cfg.get('arch', 'compact')}-{cfg.get('img_size', 128)}")
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        run_dir = root / f"{stamp}-{slug}"
-        n = 2
-        while run_dir.exists():
-            run_dir = root / f"{stamp}-{slug}-{n}"
-            n += 1
-        run_dir.mkdir(parents=True)
-        cmd = train_command(cfg, run_dir.resolve())
-        env = dict(os.environ, PYTHONUNBUFFERED="1", TF_CPP_MIN_LOG_LEVEL="2")
-        pythonpath = [str(REPO_ROOT)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
-        env["PYTHONPATH"] = os.pathsep.join(pythonpath)
-        try:
-            with open(run_dir / LOG_FILE, "ab") as log:
-                log.write(("$ python " + " ".join(cmd[1:]) + "\n").encode())
-                log.flush()
-                proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT,
-                                        stdin=subprocess.DEVNULL, env=env, start_new_session=True)
-        except OSError as err:
-            _update_status(run_dir, state="failed", ended=time.time(), message=f"Could not start training: {err}")
-            raise RunError(f"Could not start the training process: {err}") from err
-        _PROCS[str(run_dir)] = proc
-        # The child writes the same status when it starts; whichever comes second merges into the first.
-        if read_json(run_dir / "status.json"):
-            _update_status(run_dir, pid=proc.pid)
-        else:
-            _update_status(run_dir, state="running", pid=proc.pid, started=time.time())
-        write_json(root / ACTIVE_FILE, {"pid": proc.pid, "run_dir": str(run_dir), "started": time.time()})
+        busy = active_run(root)
+        if queue:
+            waiting = _queued(root)
+            if owner is not None and limits is not None and limits.queue_per_owner is not None:
+                mine = [r for r in waiting + ([busy] if busy else []) if r.owner == owner]
+                if len(mine) >= limits.queue_per_owner:
+                    raise RunBusyError("You already have a run waiting or training; stop it or wait for it to end "
+                                       "before starting another.")
+            if busy is not None or waiting:
+                if limits is not None and limits.queue_total is not None and len(waiting) >= limits.queue_total:
+                    raise RunBusyError(f"The training queue is full ({len(waiting)} runs waiting); please try again "
+                                       "later.")
+                run_dir = _new_run_dir(root, cfg)
+                write_json(run_dir / "config.json", cfg)
+                write_json(run_dir / "status.json", {"state": QUEUED, "queued_at": time.time(), "owner": owner or "",
+                                                     "updated": time.time()})
+                return run_dir
+        elif exclusive and busy is not None:
+            raise RunBusyError(_busy_message(busy))
+        run_dir = _new_run_dir(root, cfg)
+        if owner is not None:
+            write_json(run_dir / "status.json", {"owner": owner, "updated": time.time()})
+        _launch(root, run_dir, cfg)
     return run_dir
+
+
+def advance_queue(runs_dir: str | os.PathLike | None = None) -> RunInfo | None:
+    """Keep the slot moving (called by the Train page every few seconds): stop the active run when it is past
+    its time limit plus WALL_GRACE_S, and start the first waiting run when the slot is free. Returns the run
+    started, if any."""
+    root = get_runs_dir(runs_dir)
+    busy = active_run(root)
+    if busy is not None:
+        limit = busy.config.get("time_limit_s")
+        if limit and (busy.elapsed_s or 0) > float(limit) + WALL_GRACE_S:
+            stop_run(busy.path, timeout=10)
+            _update_status(busy.path, message=f"Stopped at the time limit of {int(limit) // 60} minutes.")
+        return None
+    with _locked(root):
+        if active_run(root) is not None:
+            return None
+        waiting = _queued(root)
+        if not waiting:
+            return None
+        nxt = waiting[0]
+        cfg = read_json(nxt.path / "config.json")
+        try:
+            _launch(root, nxt.path, cfg)
+        except RunError:
+            return run_info(nxt.path)
+        return run_info(nxt.path)
 
 
 # --- stopping ---------------------------------------------------------------------------------
@@ -344,16 +459,25 @@ def _remove_partial_model(run_dir: Path) -> None:
     for name in WEIGHT_FILES:
         with contextlib.suppress(FileNotFoundError):
             (run_dir / name).unlink()
-    for tmp in run_dir.glob(".model-new*"):
-        shutil.rmtree(tmp, ignore_errors=True)
+    for pattern in (".model-new*", "..model-new.*"):  # the folder and save_model_folder's temporary sibling
+        for tmp in run_dir.glob(pattern):
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
-def stop_run(run_dir: str | os.PathLike, timeout: float = 30.0) -> RunInfo:
+def stop_run(run_dir: str | os.PathLike, timeout: float = 30.0, owner: str | None = None) -> RunInfo:
     """Stop a run: SIGTERM to its process group (training/run.py stops after the current batch and saves no
     model), SIGKILL if it is still alive after timeout seconds. Returns the final RunInfo ('stopped',
-    or 'finished' if it completed before the signal landed)."""
+    or 'finished' if it completed before the signal landed). A queued run leaves the queue. With owner, only
+    that session's run (RunError otherwise)."""
     path = Path(run_dir)
+    _check_owner(run_info(path), owner, "stopped")
     status = read_json(path / "status.json")
+    if status.get("state") == QUEUED:
+        with _locked(path.parent):
+            if read_json(path / "status.json").get("state") == QUEUED:
+                _update_status(path, state="stopped", ended=time.time(),
+                               message="Taken out of the queue before it started.")
+        return run_info(path)
     pid = status.get("pid")
     if status.get("state") == "running" and pid and pid_alive(pid, path):
         _signal_run(int(pid), signal.SIGTERM)
@@ -383,16 +507,23 @@ def _release_active(run_dir: Path) -> None:
 
 # --- promoting --------------------------------------------------------------------------------
 
-def promote(run_dir: str | os.PathLike, models_dir: str | os.PathLike | None = None, name: str = "default") -> Path:
-    """Copy a finished run's model into models/<name> (complete folder or nothing; replaces an old one)."""
+def promote(run_dir: str | os.PathLike, models_dir: str | os.PathLike | None = None, name: str = "default",
+            owner: str | None = None) -> Path:
+    """Copy a finished run's model into models/<name> (complete folder or nothing; replaces an old one).
+
+    Crash-safe (brainscan.modelfolder.replace_dir): the copy is written and fsynced beside models/<name>, then swapped in by one
+    atomic exchange; leftovers of an earlier kill are recovered first. With owner, only that session's run."""
     info = run_info(run_dir)
+    _check_owner(info, owner, "promoted")
     if not info.complete:
         raise RunError(f"Run {info.name} is {info.state}; only a finished run with a saved model can be promoted.")
     if name != slugify(name, "") or name in (".", ".."):
         raise RunError(f"{name!r} is not a usable model folder name (letters, digits, '.', '_' and '-').")
     root = get_models_dir(models_dir)
     root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.new-", dir=root))
+    modelfolder.recover_all(root)
+    tmp = modelfolder.temp_sibling(root / name, "new")
+    tmp.mkdir()
     try:
         for fname in MODEL_FILES + EXTRA_FILES:
             src = info.path / fname
@@ -401,10 +532,11 @@ def promote(run_dir: str | os.PathLike, models_dir: str | os.PathLike | None = N
         missing = [f for f in MODEL_FILES if not (tmp / f).is_file()]
         if missing:
             raise RunError(f"Run {info.name} lacks {', '.join(missing)}; it cannot be promoted.")
-        write_json(tmp / "promoted.json", {"run": str(info.path.resolve()), "promoted": time.time()})
+        write_json(tmp / "promoted.json", {"run": info.name, "promoted": time.time()})
         os.chmod(tmp, 0o755)
+        modelfolder.crash_point("written")
         dst = root / name
-        replace_dir(tmp, dst)
+        modelfolder.replace_dir(tmp, dst)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return dst
@@ -461,8 +593,16 @@ def dataset_summary(root: str | os.PathLike, size_sample: int = 200, val_fractio
     from brainscan.scans import datasets as data_mod
 
     ds = data_mod.discover(resolve_data_path(root))
+    errors: dict[int, str] = {}
+    hashes = data_mod.hash_all([it.path for it in ds.items], errors=errors)
+    unreadable = [{"file": os.path.relpath(ds.items[i].path, ds.root), "reason": errors[i]} for i in sorted(errors)]
+    if errors:
+        keep = np.array([i for i in range(len(ds.items)) if i not in errors], dtype=np.int64)
+        ds, hashes = ds.without(errors), hashes[keep]
+        if len(set(ds.labels)) < 2:
+            raise data_mod.DatasetError(f"{len(errors):,} of the images could not be read (for example "
+                                        f"{unreadable[0]['file']}: {unreadable[0]['reason']}); too few are left.")
     paths = [it.path for it in ds.items]
-    hashes = data_mod.hash_all(paths)
     plan = data_mod.plan_split(ds, hashes, val_fraction, test_fraction, seed)
     group_sizes = np.bincount(plan.groups)
     labels = ds.labels
@@ -485,6 +625,7 @@ def dataset_summary(root: str | os.PathLike, size_sample: int = 200, val_fractio
             "max_hamming_bits": data_mod.NEAR_DUPLICATE_BITS,
         },
         "split": plan.summary(), "split_per_class": per_split,
+        "unreadable": unreadable[:UNREADABLE_LISTED], "unreadable_count": len(unreadable),
     }
 
 

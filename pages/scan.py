@@ -67,10 +67,13 @@ def _clear_sample() -> None:
 
 
 def choose_files() -> list[Upload]:
+    limit = int(st.get_option("server.maxUploadSize"))
     uploaded = st.file_uploader(
-        "Upload brain MRI slices: PNG, JPEG, TIFF, BMP or DICOM (also DICOM files without an extension)",
+        f"Upload brain MRI slices: PNG, JPEG, TIFF, BMP or DICOM (also DICOM files without an extension), at most "
+        f"{limit} MB each",
         type=None, accept_multiple_files=True, key="uploads", on_change=_clear_sample,
-        help="Several files at once give a results table. Files stay in memory for this session only.")
+        help=f"Several files at once give a results table. Files stay in memory for this session only. A file "
+             f"over {limit} MB is refused by the uploader (a red mark) and never reaches the server.")
     files = [Upload(f.name, f.getvalue(), hashlib.blake2b(f.getvalue(), digest_size=16).hexdigest())
              for f in uploaded or []]
     samples = {p.name: p for p in ui.sample_files()}

@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from brainscan import runs
+from brainscan import hosting, janitor, runs
 from brainscan.app import figures, ui
 from brainscan.errors import BrainScanError
 from brainscan.scans.archive import extract_zip
@@ -21,14 +21,32 @@ from brainscan.training import architectures
 from brainscan.training.progress import is_trainer_line
 
 DEFAULT_DATASET = "../shared/data/navoneel-yes-no"
-MAX_UPLOAD_MB = 200  # the zip is held in memory while it is unpacked
-MAX_UNPACKED_MB = 500
+OFFERED, TYPED, UPLOAD = "A dataset offered here", "A folder on this server", "Upload a zip"
 ARCH_LABELS = architectures.LABELS
 SPLIT_LABELS = {"test_dedup": "Test set (near-duplicates of training images removed)",
                 "val": "Validation set (used for early stopping and calibration)",
                 "official_test": "The folder's own Testing split (may contain near-copies of training images)"}
 STATE_BOX = {"finished": st.success, "running": st.info, "stopped": st.warning, "failed": st.error,
              "crashed": st.error}
+
+
+def _settings() -> hosting.Settings:
+    return hosting.settings()
+
+
+def _owner() -> str:
+    return runs.session_owner(st.session_state)
+
+
+def _upload_limit_mb(settings: hosting.Settings) -> int:
+    """The zip size the page promises: the smaller of the deployment's limit and Streamlit's server limit."""
+    return int(min(settings.storage.upload_mb, st.get_option("server.maxUploadSize")))
+
+
+def _uploads_dir() -> Path:
+    """This session's upload folder (runs/uploads/<owner>/): in hosted mode a run may train only on these and on
+    the declared datasets."""
+    return runs.get_runs_dir() / runs.UPLOADS / _owner()[:16]
 
 
 # --- dataset --------------------------------------------------------------------------------------
@@ -63,15 +81,20 @@ def _display_path(p: str) -> str:
     return p
 
 
-def _extract_upload(upload) -> Path | None:
+def _extract_upload(upload, settings: hosting.Settings) -> Path | None:
     cache: dict[str, str] = st.session_state.setdefault("train_uploads", {})
     known = cache.get(upload.file_id)
     if known and Path(known).is_dir():
         return Path(known)
-    dest = runs.get_runs_dir() / runs.UPLOADS / f"{time.strftime('%Y%m%d-%H%M%S')}-{runs.slugify(upload.name)}"
+    limit = _upload_limit_mb(settings)
+    if upload.size > limit * 2**20:
+        st.error(f"{upload.name} is {upload.size / 2**20:,.0f} MB; zips of at most {limit} MB are accepted here.")
+        return None
+    dest = _uploads_dir() / f"{time.strftime('%Y%m%d-%H%M%S')}-{runs.slugify(upload.name)}"
     try:
         with st.spinner("Unpacking the zip..."):
-            root = extract_zip(upload.getvalue(), dest, max_total_bytes=MAX_UNPACKED_MB * 2**20)
+            root = extract_zip(upload.getvalue(), dest, max_total_bytes=settings.storage.unpacked_mb * 2**20,
+                               max_files=settings.storage.unpacked_files)
     except BrainScanError as err:
         st.error(str(err))
         return None
@@ -79,17 +102,29 @@ def _extract_upload(upload) -> Path | None:
     return root
 
 
-def dataset_section() -> tuple[Path | None, dict | None]:
+def dataset_section(settings: hosting.Settings) -> tuple[Path | None, dict | None]:
     st.header("1. Dataset")
-    source = st.radio("Where are the images?", ["A folder on this server", "Upload a zip"], horizontal=True,
-                      key="train_source")
-    if source == "Upload a zip":
-        upload = st.file_uploader("Zip with one folder per class (e.g. yes/ and no/, or glioma/, meningioma/, "
-                                  "notumor/, pituitary/)", type=["zip"], max_upload_size=MAX_UPLOAD_MB,
-                                  key="train_zip")
-        root = _extract_upload(upload) if upload is not None else None
+    first = OFFERED if not settings.typed_paths else TYPED
+    source = st.radio("Where are the images?", [first, UPLOAD], horizontal=True, key="train_source")
+    if source == UPLOAD:
+        limit = _upload_limit_mb(settings)
+        upload = st.file_uploader(f"Zip with one folder per class (e.g. yes/ and no/, or glioma/, meningioma/, "
+                                  f"notumor/, pituitary/), at most {limit} MB", type=["zip"],
+                                  max_upload_size=limit, key="train_zip",
+                                  help=f"A larger file is refused by the uploader. Unpacked, the zip may hold up to "
+                                       f"{settings.storage.unpacked_files:,} files and "
+                                       f"{settings.storage.unpacked_mb:,} MB.")
+        st.caption(f"Zips of at most **{limit} MB** are accepted (a larger one shows a red mark in the uploader "
+                   "and is not received).")
+        root = _extract_upload(upload, settings) if upload is not None else None
         if root is None:
             return None, None
+    elif source == OFFERED:
+        if not settings.datasets:
+            st.info("This deployment offers no datasets; upload a zip of your own instead.")
+            return None, None
+        name = st.selectbox("Dataset", list(settings.datasets), key="train_dataset")
+        root = Path(settings.datasets[name])
     else:
         found = _found_datasets()
         default = DEFAULT_DATASET if runs.resolve_data_path(DEFAULT_DATASET).is_dir() else (
@@ -103,17 +138,18 @@ def dataset_section() -> tuple[Path | None, dict | None]:
             st.info("Type the path of a dataset folder to begin.")
             return None, None
         root = runs.resolve_data_path(typed)
-        if not root.is_dir():
-            st.error(f"{typed} is not a folder on this server.")
-            return None, None
+    unreadable = f"{root.name or 'That folder'} is not a dataset folder that can be read here."
     try:
+        if not root.is_dir():
+            st.error(unreadable)
+            return None, None
         with st.spinner("Reading the dataset and looking for near-duplicate images (first time only)..."):
             summary = _summary(str(root), _stamp(root))
     except BrainScanError as err:
         st.error(str(err))
         return None, None
-    except OSError as err:
-        st.error(f"The folder could not be read: {err}.")
+    except OSError:
+        st.error(unreadable)  # the same sentence as for a missing folder: nothing about what exists
         return None, None
     show_summary(summary)
     return root, summary
@@ -121,6 +157,12 @@ def dataset_section() -> tuple[Path | None, dict | None]:
 
 def show_summary(s: dict) -> None:
     split, dup = s["split"], s["near_duplicates"]
+    if s.get("unreadable_count"):
+        listed = s.get("unreadable", [])
+        lines = "\n".join(f"- `{u['file']}`: {u['reason']}" for u in listed[:10])
+        more = f"\n- and {s['unreadable_count'] - 10:,} more" if s["unreadable_count"] > 10 else ""
+        st.warning(f"{s['unreadable_count']:,} files could not be read and are left out of the summary and of "
+                   f"training:\n{lines}{more}", icon=":material/warning:")
     c = st.columns(4)
     c[0].metric("Images", f"{s['n_images']:,}")
     c[1].metric("Classes", len(s["classes"]), help=", ".join(s["classes"]))
@@ -159,22 +201,36 @@ def show_summary(s: dict) -> None:
 
 # --- settings and start ---------------------------------------------------------------------------
 
-def settings_section(root: Path | None) -> None:
+def settings_section(root: Path | None, settings: hosting.Settings) -> None:
     st.header("2. Settings")
+    lim = settings.limits
+    if settings.hosted:
+        st.caption(f"Limits of this public deployment: {', '.join(ARCH_LABELS[a].split(' (')[0] for a in lim.architectures)}"
+                   f", images up to {max(lim.img_sizes)} px, at most {lim.max_epochs} epochs and "
+                   f"{lim.max_images:,} training images, {int(lim.wall_s or 0) // 60} minutes per run; one run "
+                   "trains at a time and the others wait in a queue, one per visitor.")
     with st.form("train_settings", border=True):
         c1, c2, c3 = st.columns(3)
-        arch = c1.selectbox("Architecture", list(ARCH_LABELS), format_func=ARCH_LABELS.get, key="train_arch")
-        img_size = c2.selectbox("Image size (pixels)", [32, 64, 96, 128, 160, 224], index=1, key="train_img")
+        arch = c1.selectbox("Architecture", list(lim.architectures), format_func=ARCH_LABELS.get, key="train_arch")
+        sizes = list(lim.img_sizes)
+        img_size = c2.selectbox("Image size (pixels)", sizes, index=sizes.index(64) if 64 in sizes else 0,
+                                key="train_img")
         # 20 epochs of 64 px on ~200 images take under a minute on 2 cores; 3 epochs learned nothing (measured).
-        epochs = c3.number_input("Epochs", min_value=1, max_value=200, value=20, key="train_epochs",
+        epochs = c3.number_input("Epochs", min_value=1, max_value=lim.max_epochs, value=min(20, lim.max_epochs),
+                                 key="train_epochs",
                                  help="Passes over the training images; training stops early if validation "
                                       "loss stops improving.")
         batch = c1.selectbox("Batch size", [8, 16, 32, 64], index=2, key="train_batch")
         lr = c2.selectbox("Learning rate", [3e-4, 1e-3, 2e-3, 5e-3], index=2, format_func=lambda v: f"{v:g}",
                           key="train_lr")
-        max_images = c3.number_input("Max training images (0 = all)", min_value=0, max_value=100_000, value=600,
-                                     step=100, key="train_max",
-                                     help="A cap for quick demos; validation and test sets get a quarter each.")
+        if lim.max_images is None:
+            max_images = c3.number_input("Max training images (0 = all)", min_value=0, max_value=100_000, value=600,
+                                         step=100, key="train_max",
+                                         help="A cap for quick demos; validation and test sets get a quarter each.")
+        else:
+            max_images = c3.number_input("Max training images", min_value=1, max_value=lim.max_images,
+                                         value=min(600, lim.max_images), step=100, key="train_max",
+                                         help="Validation and test sets get a quarter each.")
         augment = c1.toggle("Augmentation", value=True, key="train_aug",
                             help="Random rotation, zoom, shift, contrast, noise and flips of training images.")
         weights = c2.selectbox("Starting weights", ["none", "imagenet"], key="train_weights",
@@ -199,7 +255,11 @@ def settings_section(root: Path | None) -> None:
               "max_images": int(max_images), "weights": weights, "patience": int(patience),
               "name": name.strip()}
     try:
-        run_dir = runs.start_run(config)
+        if settings.hosted:
+            allowed = [_uploads_dir(), *settings.datasets.values()]
+            run_dir = runs.start_run(config, owner=_owner(), limits=lim, allowed_roots=allowed, queue=True)
+        else:
+            run_dir = runs.start_run(config, owner=_owner())
     except runs.RunBusyError as err:
         st.warning(str(err))
         return
@@ -207,7 +267,12 @@ def settings_section(root: Path | None) -> None:
         st.error(str(err))
         return
     st.session_state["train_selected"] = run_dir.name
-    st.success(f"Started run {run_dir.name}. Progress appears below; you may leave this page meanwhile.")
+    position = runs.queue_position(run_dir)
+    if position:
+        st.info(f"Run {run_dir.name} is number {position} in the queue; it starts when the runs before it have "
+                "ended. Keep this page open: runs belong to this browser session.")
+    else:
+        st.success(f"Started run {run_dir.name}. Progress appears below; you may leave this page meanwhile.")
 
 
 # --- live progress --------------------------------------------------------------------------------
@@ -229,10 +294,28 @@ def progress_section() -> None:
 
 
 def _progress() -> None:
+    settings = _settings()
     flash = st.session_state.pop("train_flash", None)
     if flash:
         st.info(flash)
+    runs.advance_queue()
+    owner = _owner()
     info = runs.active_run()
+    if settings.hosted:
+        mine = runs.list_runs(owner=owner)
+        waiting = next((r for r in mine if r.queued), None)
+        if info is not None and info.owner != owner:
+            p = info.progress
+            where = f" (epoch {p.epoch} of {p.epochs})" if p else ""
+            st.caption(f"Another visitor's run is training{where}; it ends within "
+                       f"{int(settings.limits.wall_s or 0) // 60} minutes of its start.")
+            info = None
+        if waiting is not None:
+            st.info(f"Your run {waiting.name} is number {runs.queue_position(waiting.path)} in the queue.")
+            if st.button("Leave the queue", key="train_leave"):
+                runs.stop_run(waiting.path, owner=owner)
+                st.rerun()
+            return
     if info is None:
         if st.session_state.pop("train_watching", None):
             st.rerun()  # the run we watched has ended: refresh the results below
@@ -258,7 +341,7 @@ def _progress() -> None:
         st.code("\n".join(lines[-6:]), language=None, wrap_lines=True)
     if st.button("Stop training", key="train_stop", help="Stops after the current batch; no model is saved."):
         with st.spinner("Stopping..."):
-            final = runs.stop_run(info.path, timeout=20)
+            final = runs.stop_run(info.path, timeout=20, owner=owner if settings.hosted else None)
         st.session_state["train_flash"] = f"Run {final.name} is {final.state}. {final.message}".strip()
         st.session_state.pop("train_watching", None)
         st.rerun()
@@ -306,13 +389,27 @@ def show_metrics(info: runs.RunInfo) -> None:
 
 
 def promote_box(info: runs.RunInfo) -> None:
+    settings = _settings()
     with st.container(border=True):
         st.markdown("**Use this model on the Scan page**")
-        confirm = st.checkbox(f"Replace the model in models/default with {info.name}; the Scan page uses it from "
-                              "then on.", key=f"train_confirm_{info.name}")
-        if st.button("Promote to models/", disabled=not confirm, key=f"train_promote_{info.name}"):
+        if settings.hosted:
+            expected = hosting.operator_key(st.secrets)
+            if not expected:
+                st.caption("Promotion is off on this public deployment: replacing the model that every visitor's "
+                           "Scan page uses needs the operator key (BRAINSCAN_OPERATOR_KEY), and none is configured.")
+                return
+            given = st.text_input("Operator key", type="password", key="train_operator_key",
+                                  help="Replacing the model for every visitor is reserved for the operator.")
+            allowed = True
+        else:
+            allowed = st.checkbox(f"Replace the model in models/default with {info.name}; the Scan page uses it "
+                                  "from then on.", key=f"train_confirm_{info.name}")
+        if st.button("Promote to models/", disabled=not allowed, key=f"train_promote_{info.name}"):
+            if settings.hosted and not hosting.operator_ok(given, expected):
+                st.error("That is not the operator key; the model was not replaced.")
+                return
             try:
-                dst = runs.promote(info.path)
+                dst = runs.promote(info.path, owner=_owner() if settings.hosted else None)
             except (BrainScanError, OSError) as err:
                 st.error(f"The model could not be promoted: {err}")
                 return
@@ -324,14 +421,15 @@ def show_run(info: runs.RunInfo) -> None:
     cfg = info.config
     box = STATE_BOX.get(info.state, st.info)
     text = {"finished": "finished", "running": "still training", "stopped": "stopped before the end",
-            "failed": "failed", "crashed": "ended unexpectedly"}.get(info.state, info.state)
+            "failed": "failed", "crashed": "ended unexpectedly", "queued": "is waiting in the queue"
+            }.get(info.state, info.state)
     box(f"Run {info.name} {text}" + (f": {info.message}" if info.message else "."))
     if cfg:
         st.caption(f"{ARCH_LABELS.get(cfg.get('arch'), cfg.get('arch'))}, {cfg.get('img_size')} px, "
                    f"{len(info.history.get('loss', [])) or (info.progress.epoch if info.progress else 0)} of "
                    f"{cfg.get('epochs')} "
                    f"epochs, batch {cfg.get('batch_size')}, learning rate {cfg.get('learning_rate')}, augmentation "
-                   f"{'on' if cfg.get('augment') else 'off'}; data `{_display_path(str(cfg.get('data')))}`; "
+                   f"{'on' if cfg.get('augment') else 'off'}; data {_data_label(str(cfg.get('data')))}; "
                    f"took {_duration(info.elapsed_s)}.")
     if info.history.get("loss"):
         left, right = st.columns([3, 1])
@@ -345,6 +443,17 @@ def show_run(info: runs.RunInfo) -> None:
     if info.log_tail:
         with st.expander("Log (last lines)"):
             st.code("\n".join(info.log_tail), language=None, wrap_lines=True)
+
+
+def _data_label(path: str) -> str:
+    """Where a run's images came from, without server paths in hosted mode."""
+    settings = _settings()
+    if not settings.hosted:
+        return f"`{_display_path(path)}`"
+    for name, folder in settings.datasets.items():
+        if Path(path).resolve().is_relative_to(Path(folder).resolve()):
+            return name
+    return "your uploaded zip"
 
 
 def _row(info: runs.RunInfo) -> dict[str, str]:
@@ -401,9 +510,9 @@ def compare_section(all_runs: list[runs.RunInfo]) -> None:
                                                          title=f"Calibration, run {letter}"), width="stretch")
 
 
-def results_section() -> None:
+def results_section(settings: hosting.Settings) -> None:
     st.header("4. Results")
-    all_runs = runs.list_runs()
+    all_runs = runs.list_runs(owner=None if settings.shared_runs else _owner())
     if not all_runs:
         st.info("No runs yet. Start one above.")
         return
@@ -423,15 +532,22 @@ def results_section() -> None:
 def render() -> None:
     ui.ensure_navigation()
     st.title("Train a model")
-    st.caption("Train a tumor classifier on a folder of labelled MRI slices. Training runs as a separate process on "
-               "the server, one run at a time; you can leave this page and come back.")
+    settings = _settings()
+    if settings.hosted:
+        st.caption("Train a tumor classifier on labelled MRI slices. This is a public (hosted) deployment: your runs "
+                   "and uploads are yours alone (this browser session), they are deleted after "
+                   f"{int(settings.storage.max_age_s or 0) // 3600} hours, and runs wait in a fair queue.")
+    else:
+        st.caption("Train a tumor classifier on a folder of labelled MRI slices. Training runs as a separate process "
+                   "on the server, one run at a time; you can leave this page and come back.")
     ui.disclaimer()
     try:
-        root, _ = dataset_section()
-        settings_section(root)
+        janitor.sweep_now_and_then(runs.get_runs_dir(), settings.storage.max_age_s, settings.storage.max_total_mb)
+        root, _ = dataset_section(settings)
+        settings_section(root, settings)
         progress_section()
         st.divider()
-        results_section()
+        results_section(settings)
     except Exception as err:  # noqa: BLE001 - a page shows a sentence, never a traceback
         st.error(f"Something went wrong on this page: {type(err).__name__}: {err}")
 

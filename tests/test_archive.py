@@ -119,3 +119,21 @@ def test_existing_destination_is_cleaned_on_refusal(tmp_path: Path) -> None:
     with pytest.raises(ArchiveError):
         extract_zip(bytes(data), dest)
     assert sorted(p.name for p in dest.rglob("*") if p.is_file()) == ["keep.txt"]
+
+
+def test_many_small_zero_entries_cannot_add_up_to_a_bomb(tmp_path):
+    """The issue's case: entries of 64 KB or less skipped the ratio check, so 1.5 MB of zip wrote 500 MB."""
+    import io
+    import zipfile
+
+    from brainscan.archive import ArchiveError, extract_zip
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for i in range(300):
+            zf.writestr(f"yes/{i}.png", b"\0" * 64 * 1024)
+    data = buf.getvalue()
+    assert len(data) < 1024 * 1024
+    with pytest.raises(ArchiveError, match="inflate"):
+        extract_zip(data, tmp_path / "out")
+    assert not (tmp_path / "out").exists()

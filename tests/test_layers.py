@@ -1,7 +1,7 @@
 """The layers stay visible: every import points down (function-level imports included) and none forms a cycle.
 
     app            streamlit_app.py, pages/, brainscan/app/
-    orchestration  brainscan/{check,runs,cli,bench,appserver,__main__}.py
+    orchestration  brainscan/{check,runs,cli,bench,appserver,__main__,hosting,janitor}.py
     training / evaluation  brainscan/training/, brainscan/evaluation/
     runtime        brainscan/runtime/
     cam            brainscan/cam/
@@ -30,7 +30,7 @@ LAYERS = {  # module name or package prefix -> rank (higher may import lower)
     "brainscan.runtime": 4,
     "brainscan.training": 5, "brainscan.evaluation": 5,
     "brainscan.check": 6, "brainscan.runs": 6, "brainscan.cli": 6, "brainscan.bench": 6, "brainscan.appserver": 6,
-    "brainscan.__main__": 6,
+    "brainscan.__main__": 6, "brainscan.hosting": 6, "brainscan.janitor": 6,
     "brainscan.app": 7, "pages": 7, "streamlit_app": 7,
 }
 

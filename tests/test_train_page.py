@@ -83,7 +83,7 @@ def test_summary_for_typed_folder(env: Path, phantoms: str) -> None:
 
 def test_bad_folders_give_sentences(env: Path, tmp_path: Path) -> None:
     at = page(str(tmp_path / "missing"))
-    assert "is not a folder on this server" in texts(at.error)
+    assert texts(at.error) == "missing is not a dataset folder that can be read here."
     (tmp_path / "empty" / "photos").mkdir(parents=True)
     at.text_input(key="train_data").input(str(tmp_path / "empty")).run()
     assert "No class folders found" in texts(at.error)
@@ -110,10 +110,11 @@ def test_uploaded_zip_is_unpacked_and_summarised(env: Path, phantoms: str) -> No
     at.file_uploader(key="train_zip").upload("my-scans.zip", data, "application/zip").run()
     assert not at.exception and not at.error
     assert {m.label: m.value for m in at.metric}["Images"] == "16"
-    uploads = list((env / "runs" / runs.UPLOADS).iterdir())
-    assert len(uploads) == 1 and (uploads[0] / "my-scans" / "tumor").is_dir()
+    sessions = list((env / "runs" / runs.UPLOADS).iterdir())  # one folder per browser session
+    uploads = list(sessions[0].iterdir())
+    assert len(sessions) == 1 and len(uploads) == 1 and (uploads[0] / "my-scans" / "tumor").is_dir()
     at.run()  # a rerun reuses the unpacked folder
-    assert len(list((env / "runs" / runs.UPLOADS).iterdir())) == 1
+    assert len(list(sessions[0].iterdir())) == 1
     assert runs.list_runs() == []  # the uploads folder is not a run
 
 

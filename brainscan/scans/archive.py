@@ -2,7 +2,8 @@
 
 Refused with one clear sentence (ArchiveError): entries with absolute paths or '..', symbolic links
 and other special files, encrypted entries, too many files, too many bytes (declared and actually
-written) and entries that inflate suspiciously (zip bombs). macOS junk (__MACOSX/, .DS_Store) is skipped.
+written), entries over 1 KB that inflate more than max_ratio times, and archives whose total does
+(so many small entries cannot add up to a bomb either). macOS junk (__MACOSX/, .DS_Store) is skipped.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from brainscan.errors import ArchiveError  # noqa: F401 - raised here, caught by
 MB = 1024 * 1024
 JUNK_PARTS = {"__MACOSX"}
 JUNK_NAMES = {".DS_Store", "Thumbs.db", "desktop.ini"}
-RATIO_MIN_BYTES = 64 * 1024  # tiny entries cannot make a bomb on their own; their total is capped anyway
+RATIO_MIN_BYTES = 1024  # below this an entry's ratio says little (deflate needs ~10 bytes for anything)
 
 
 def _safe_parts(name: str) -> tuple[str, ...]:
@@ -37,8 +38,8 @@ def _is_junk(parts: tuple[str, ...]) -> bool:
     return bool(parts) and (parts[0] in JUNK_PARTS or parts[-1] in JUNK_NAMES or parts[-1].startswith("._"))
 
 
-def _check(infos: list[zipfile.ZipInfo], max_total_bytes: int, max_files: int, max_ratio: float
-           ) -> list[tuple[zipfile.ZipInfo, tuple[str, ...]]]:
+def _check(infos: list[zipfile.ZipInfo], max_total_bytes: int, max_files: int, max_ratio: float,
+           zip_bytes: int | None = None) -> list[tuple[zipfile.ZipInfo, tuple[str, ...]]]:
     entries = []
     for info in infos:
         parts = _safe_parts(info.filename)
@@ -61,6 +62,10 @@ def _check(infos: list[zipfile.ZipInfo], max_total_bytes: int, max_files: int, m
     if total > max_total_bytes:
         raise ArchiveError(f"The zip unpacks to {total / MB:,.0f} MB; at most {max_total_bytes / MB:,.0f} MB "
                            "are allowed.")
+    if zip_bytes is not None and total > RATIO_MIN_BYTES and total > max_ratio * max(zip_bytes, 1):
+        # Many small entries under the per-entry floor still add up: the whole zip has the same ratio cap.
+        raise ArchiveError(f"The zip would inflate {total / max(zip_bytes, 1):,.0f} times ({zip_bytes / MB:,.1f} MB to "
+                           f"{total / MB:,.0f} MB; a zip bomb?); at most {max_ratio:g} times is allowed.")
     for info, _ in files:
         if info.file_size > RATIO_MIN_BYTES and info.file_size > max_ratio * max(info.compress_size, 1):
             raise ArchiveError(f"{info.filename} would inflate {info.file_size / max(info.compress_size, 1):,.0f}"
@@ -99,7 +104,7 @@ def extract_zip(data: bytes, dest: str | os.PathLike, max_total_bytes: int = 500
     created = not dest.exists()
     written: list[Path] = []
     with zf:
-        entries = _check(zf.infolist(), max_total_bytes, max_files, max_ratio)
+        entries = _check(zf.infolist(), max_total_bytes, max_files, max_ratio, len(data))
         dest.mkdir(parents=True, exist_ok=True)
         base = dest.resolve()
         total = 0

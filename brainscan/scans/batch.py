@@ -12,13 +12,24 @@ from brainscan.scans.preprocess import prepare, strip_skull
 
 
 def load_gray(path: str) -> np.ndarray:
-    """Fast path for ordinary image files (OpenCV); anything else goes through brainscan.scans.io."""
-    img = cv2.imread(path, cv2.IMREAD_GRAYSCALE) if not path.lower().endswith((".dcm", ".dicom")) else None
-    if img is not None and min(img.shape) >= 16:
-        return img.astype(np.float32) / 255.0
-    from brainscan.scans.io import load_scan_path
+    """Ordinary image files: OpenCV's decode (as the shipped model was trained) after brainscan.scans.reader's checks
+    (regular file, size, header pixel count) and inside its decode budget; anything else goes through
+    brainscan.scans.io (DICOM)."""
+    from brainscan.scans import reader
+    from brainscan.scans.io import load_scan
 
-    return load_scan_path(path).pixels
+    data = reader.read_file(path)
+    if not path.lower().endswith((".dcm", ".dicom")):
+        try:
+            header = reader.open_image(data, reader.label_of(path))
+        except reader.ScanError:
+            header = None
+        if header is not None:
+            with header, reader.BUDGET.reserve(reader.decoded_size(header) + header.size[0] * header.size[1] * 5):
+                img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE)
+                if img is not None and min(img.shape) >= 16:
+                    return img.astype(np.float32) / 255.0
+    return load_scan(data, reader.label_of(path)).pixels
 
 
 def prepare_one(path: str, size: int, strip_depth: float = 0.0) -> np.ndarray:

@@ -51,6 +51,11 @@ class Dataset:
         c = Counter(self.labels)
         return {k: c.get(k, 0) for k in self.classes}
 
+    def without(self, drop: Iterable[int]) -> Dataset:
+        """The dataset without the items at these indices (e.g. files that could not be read)."""
+        gone = set(drop)
+        return Dataset(self.root, tuple(it for i, it in enumerate(self.items) if i not in gone), self.classes)
+
     @property
     def is_binary(self) -> bool:
         return set(self.classes) == {"notumor", "tumor"}
@@ -83,10 +88,14 @@ def discover(root: str | os.PathLike, min_classes: int = 2) -> Dataset:
     """Find the images and their classes under root (see the module docstring for layouts).
     min_classes=1 accepts a one-class folder (extra training images of a single class)."""
     root_path = Path(root)
-    if not root_path.is_dir():
-        raise DatasetError(f"{root} is not a folder.")
-    splits = {c: SPLIT_NAMES[c.name.lower()] for c in root_path.iterdir()
-              if c.is_dir() and c.name.lower() in SPLIT_NAMES}
+    shown = root_path.name or str(root)  # messages name the folder, never its place on the server
+    try:
+        if not root_path.is_dir():
+            raise OSError
+        splits = {c: SPLIT_NAMES[c.name.lower()] for c in root_path.iterdir()
+                  if c.is_dir() and c.name.lower() in SPLIT_NAMES}
+    except OSError:
+        raise DatasetError(f"{shown} is not a dataset folder that can be read here.") from None
     items: list[Item] = []
     sources = splits.items() if splits else [(root_path, "")]
     for folder, split in sources:
@@ -94,7 +103,7 @@ def discover(root: str | os.PathLike, min_classes: int = 2) -> Dataset:
             items.extend(Item(str(p), label, split) for p in _files(class_dir))
     if not items:
         raise DatasetError(
-            f"No class folders found in {root}: expected folders such as glioma/, meningioma/, notumor/, "
+            f"No class folders found in {shown}: expected folders such as glioma/, meningioma/, notumor/, "
             "pituitary/ or yes/ and no/, optionally inside Training/ and Testing/.")
     present = sorted({it.label for it in items})
     if set(present) <= {"notumor", "tumor"}:
@@ -104,30 +113,53 @@ def discover(root: str | os.PathLike, min_classes: int = 2) -> Dataset:
     else:
         classes = tuple(present)
     if len(set(present)) < min_classes:
-        raise DatasetError(f"Only one class ({present[0]}) was found in {root}; at least two are needed.")
+        raise DatasetError(f"Only one class ({present[0]}) was found in {shown}; at least two are needed.")
     return Dataset(str(root_path), tuple(items), classes)
 
 
 # --- near-duplicates -------------------------------------------------------------------------
 
 def perceptual_hash(path: str) -> int:
-    """64-bit pHash of an image file (DICOM through brainscan.scans.io), as an int."""
+    """64-bit pHash of an image file, as an int. Every decode goes through brainscan.scans.reader (regular files of
+    at most 512 MB, 40 MP, inside the shared decode budget); DICOM and other files through brainscan.scans.io.
+    Raises brainscan.errors.ScanError for a file that cannot be used."""
     import imagehash
     from PIL import Image
 
+    from brainscan.scans import reader
+    from brainscan.scans.io import load_scan, to_uint8
+
+    data = reader.read_file(path)
+    label = reader.label_of(path)
     try:
-        with Image.open(path) as im:
-            h = imagehash.phash(im.convert("L"))
-    except Exception:  # noqa: BLE001 - DICOM or anything Pillow cannot open
-        from brainscan.scans.io import load_scan_path, to_uint8
+        img = reader.open_image(data, label)
+    except reader.ScanError as err:
+        if "not an image" not in str(err):
+            raise  # too large, too small: the same refusal for DICOM would only cost more
+        img = None
+    if img is None:
+        return int(str(imagehash.phash(Image.fromarray(to_uint8(load_scan(data, label).pixels)))), 16)
+    with img:
+        full, _ = reader.decode_image(img, label, max_side=reader.HASH_SIDE)
+        with reader.BUDGET.reserve(full.size[0] * full.size[1] * 2, label):
+            return int(str(imagehash.phash(full.convert("L"))), 16)
 
-        h = imagehash.phash(Image.fromarray(to_uint8(load_scan_path(path).pixels)))
-    return int(str(h), 16)
 
+def hash_all(paths: list[str], workers: int = 4, errors: dict[int, str] | None = None) -> np.ndarray:
+    """pHashes of paths. With errors (a dict), a file that cannot be used gets hash 0 and errors[index] says why;
+    without, the first such file raises its ScanError."""
 
-def hash_all(paths: list[str], workers: int = 4) -> np.ndarray:
+    def one(i: int) -> int:
+        try:
+            return perceptual_hash(paths[i])
+        except Exception as err:  # noqa: BLE001 - counted and listed by the caller
+            if errors is None:
+                raise
+            errors[i] = str(err) or type(err).__name__
+            return 0
+
     with ThreadPoolExecutor(workers) as pool:
-        return np.array(list(pool.map(perceptual_hash, paths)), dtype=np.uint64)
+        return np.array(list(pool.map(one, range(len(paths)))), dtype=np.uint64)
 
 
 def hamming_matrix_min(a: np.ndarray, b: np.ndarray, chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:

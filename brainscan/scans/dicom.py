@@ -23,6 +23,7 @@ from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, Implic
 
 from brainscan.errors import ScanError
 from brainscan.scans.pixels import MAX_PIXELS, MIN_SIDE, luma
+from brainscan.scans import reader
 
 __all__ = ["MAX_TOTAL_PIXELS", "SAFE_TAGS", "looks_like_dicom", "read_dicom"]
 
@@ -276,6 +277,15 @@ def read_dicom(
             f"Frame {index} does not exist; this file has {n_frames} frame(s), numbered 0 to {n_frames - 1}."
         )
 
+    spp = max(_int(_get(ds, "SamplesPerPixel"), 1), 1)
+    bits = max(_int(_get(ds, "BitsAllocated"), 16), 8)
+    # The decoded frame plus the float32 copies the LUT / window steps make: reserved in the shared budget.
+    with reader.BUDGET.reserve(rows * cols * spp * (bits // 8 + 8), "This DICOM image"):
+        return _decode(ds, tsyntax, index, n_frames, notes)
+
+
+def _decode(ds: Dataset, tsyntax: str, index: int, n_frames: int, notes: list[str]
+            ) -> tuple[np.ndarray, int, int, dict[str, object], list[str]]:
     try:
         arr = pixel_array(ds, index=index)
     except Exception as exc:  # noqa: BLE001 - only the type is logged (privacy)

@@ -22,10 +22,12 @@ from io import BytesIO
 
 import cv2
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
 from brainscan.errors import ScanError
+from brainscan.scans import reader
 from brainscan.scans.pixels import MAX_FILE_BYTES, MAX_PIXELS, MAX_SIDE, MIN_SIDE, luma
+from brainscan.scans.reader import IMAGE_FORMATS  # noqa: F401 - re-exported
 
 __all__ = [
     "MAX_FILE_BYTES",
@@ -40,14 +42,11 @@ __all__ = [
     "to_uint8",
 ]
 
-
-# Formats we let Pillow open. Excludes e.g. EPS (runs Ghostscript) and exotic
-# plugins; anything else is reported as "not an image we can read".
-IMAGE_FORMATS: tuple[str, ...] = (
-    "PNG", "JPEG", "JPEG2000", "BMP", "DIB", "TIFF", "WEBP", "GIF", "PPM", "TGA", "SGI", "PCX", "QOI", "AVIF",
-)
 _HIGH_DEPTH_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
 _ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
+_EXIF_TRANSPOSE = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
+                   4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270,
+                   7: Image.Transpose.TRANSVERSE, 8: Image.Transpose.ROTATE_90}  # as ImageOps.exif_transpose
 
 
 @dataclass(frozen=True, eq=False)
@@ -87,21 +86,6 @@ def to_uint8(pixels: np.ndarray) -> np.ndarray:
     return np.rint(np.clip(arr, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
-def _check_size(label: str, width: int, height: int) -> None:
-    if width * height > MAX_PIXELS:
-        raise ScanError(
-            f"{label} is {width}x{height} pixels, more than the {MAX_PIXELS:,} pixels we accept."
-        )
-    if min(width, height) < MIN_SIDE:
-        raise ScanError(f"{label} is {width}x{height} pixels; the minimum is {MIN_SIDE} pixels per side.")
-
-
-def _bomb_error(label: str, exc: Exception) -> ScanError:
-    # Pillow refuses very large headers inside Image.open, before we see the size;
-    # its message carries the pixel count.
-    match = re.search(r"\((\d+) pixels\)", str(exc))
-    size = f" ({int(match.group(1)):,} pixels)" if match else ""
-    return ScanError(f"{label} is too large to open safely{size}; the limit is {MAX_PIXELS:,} pixels.")
 
 
 COLOUR_NOTE_THRESHOLD = 0.08  # mean channel spread (0..1); grayscale saved as RGB JPEG stays below 0.02
@@ -144,42 +128,34 @@ Decoded = tuple[np.ndarray, int, int, dict[str, object], list[str]]
 
 
 def _load_image(data: bytes, label: str, frame: int | None) -> Decoded:
+    """Decode through brainscan.reader: header checked first, decode inside the shared budget, and shrunk to
+    MAX_SIDE by Pillow before any float copy (so the float steps below see at most MAX_SIDE x MAX_SIDE)."""
     notes: list[str] = []
-    try:
-        img = Image.open(BytesIO(data), formats=IMAGE_FORMATS)
-    except Image.DecompressionBombError as exc:
-        raise _bomb_error(label, exc) from exc
-    except Exception as exc:  # noqa: BLE001 - anything Pillow cannot identify
-        raise ScanError(f"{label} is not an image or DICOM file we can read.") from exc
+    img = reader.open_image(data, label, MIN_SIDE)  # header size, before any decoding
     with img:
-        _check_size(label, *img.size)  # header size, before any decoding
         n_frames = max(int(getattr(img, "n_frames", 1) or 1), 1)
         index = 0 if frame is None else int(frame)
         if not 0 <= index < n_frames:
             raise ScanError(
                 f"Frame {index} does not exist; {label} has {n_frames} frame(s), numbered 0 to {n_frames - 1}."
             )
-        try:
-            if index:
-                img.seek(index)
-                _check_size(label, *img.size)
-            img.load()
-        except ScanError:
-            raise
-        except Image.DecompressionBombError as exc:
-            raise _bomb_error(label, exc) from exc
-        except Exception as exc:  # noqa: BLE001 - truncated / corrupt data (OSError, SyntaxError, ...)
-            raise ScanError(f"{label} looks truncated or damaged and could not be decoded.") from exc
         fmt, mode = img.format, img.mode
+        small, (width, height) = reader.decode_image(img, label, index, MAX_SIDE, MIN_SIDE)
+        if small.size != (width, height):
+            notes.append(f"Image was {width}x{height}; downscaled to fit {MAX_SIDE} pixels "
+                         f"({small.size[0]}x{small.size[1]}).")
         try:
             orientation = int(img.getexif().get(0x0112, 1) or 1)
-            if orientation != 1:
-                img = ImageOps.exif_transpose(img)
+            if orientation in _EXIF_TRANSPOSE:
+                small = small.transpose(_EXIF_TRANSPOSE[orientation])
                 notes.append("Rotated/flipped according to the photo's EXIF orientation.")
         except Exception:  # noqa: BLE001 - unreadable EXIF: keep pixels as stored
             notes.append("The EXIF orientation could not be read; the image is shown as stored.")
         try:
-            pixels = _image_to_float(img, notes)
+            with reader.BUDGET.reserve(small.size[0] * small.size[1] * 20, label):  # float copies below
+                pixels = _image_to_float(small, notes)
+        except ScanError:
+            raise
         except (ValueError, OSError) as exc:  # e.g. a mode Pillow cannot convert to RGB
             raise ScanError(f"{label} uses a colour format ({mode}) we cannot convert.") from exc
     if n_frames > 1:
@@ -237,19 +213,5 @@ def load_scan(data: bytes, name: str = "", frame: int | None = None) -> Scan:
 
 
 def load_scan_path(path: str | os.PathLike[str], frame: int | None = None) -> Scan:
-    """Read a file from disk and :func:`load_scan` it."""
-    label = os.path.basename(os.fspath(path)) or "The file"
-    try:
-        if os.path.getsize(path) > MAX_FILE_BYTES:
-            raise ScanError(f"{label} is larger than {MAX_FILE_BYTES // (1024 * 1024)} MB; it was not opened.")
-        with open(path, "rb") as fh:
-            data = fh.read()
-    except FileNotFoundError:
-        raise ScanError(f"{label} was not found.") from None
-    except IsADirectoryError:
-        raise ScanError(f"{label} is a folder, not a file.") from None
-    except PermissionError:
-        raise ScanError(f"{label} could not be opened (permission denied).") from None
-    except OSError:
-        raise ScanError(f"{label} could not be read.") from None
-    return load_scan(data, os.path.basename(os.fspath(path)), frame)
+    """Read a regular file of at most MAX_FILE_BYTES (never a pipe or device; brainscan.reader) and load it."""
+    return load_scan(reader.read_file(path, MAX_FILE_BYTES), os.path.basename(os.fspath(path)), frame)

@@ -12,15 +12,17 @@ import keras
 import numpy as np
 from keras import layers
 
-from brainscan.modelfolder import HEAD_FILE, LITE_FILE, replace_dir, write_json
+from brainscan.modelfolder import HEAD_FILE, LITE_FILE, crash_point, recover, replace_dir, write_json
 from brainscan.runtime.keras_model import load_model
 
 
 def save_model_folder(keras_model: keras.Model, card: dict, folder: str | os.PathLike,
                       extra_files: dict[str, bytes] | None = None, ood: dict[str, np.ndarray] | None = None) -> Path:
-    """Write a complete model folder atomically: everything goes to a temporary sibling, then one rename."""
+    """Write a complete model folder crash-safely: everything goes to a temporary sibling, is fsynced and swapped
+    in by one atomic step (brainscan.modelfolder.replace_dir); leftovers of an earlier kill are recovered first."""
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
+    recover(folder)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
     try:
         keras_model = inference_only(keras_model)
@@ -39,6 +41,7 @@ def save_model_folder(keras_model: keras.Model, card: dict, folder: str | os.Pat
             np.savez(tmp / "ood.npz", **ood)
         for name, data in (extra_files or {}).items():
             (tmp / name).write_bytes(data)
+        crash_point("written")
         replace_dir(tmp, folder)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -77,11 +77,14 @@ def extra_training_images(folder: str, classes: list[str], evaluation_hashes: np
 
 class _Stop:
     requested = False
+    time_up = False
+    started = 0.0  # time.time() when run() began (the time limit counts from there)
 
 
 def run(cfg: TrainConfig) -> dict:
     run_dir = Path(cfg.out)
     run_dir.mkdir(parents=True, exist_ok=True)
+    _Stop.started = time.time()
     write_json(run_dir / "config.json", asdict(cfg))
     set_status(run_dir, "running", pid=os.getpid(), started=time.time())
     signal.signal(signal.SIGTERM, lambda *_: setattr(_Stop, "requested", True))
@@ -124,7 +127,9 @@ def _run(cfg: TrainConfig, run_dir: Path) -> dict:
     write_json(run_dir / "metrics.json", metrics)
     card = model_card(cfg, run_dir, data, model, history, train_s, bn_momentum, temperature, metrics)
     export(model, card, ood, run_dir)
-    set_status(run_dir, "finished", ended=time.time(), seconds=round(time.time() - t0))
+    set_status(run_dir, "finished", ended=time.time(), seconds=round(time.time() - t0),
+               **({"message": f"Stopped at the time limit of {cfg.time_limit_s:.0f} s; the best epoch so far was "
+                              "kept."} if _Stop.time_up else {}))
     log(f"Finished in {time.time() - t0:.0f} s; model folder {run_dir}")
     return metrics
 
@@ -136,7 +141,17 @@ def prepare(cfg: TrainConfig, run_dir: Path) -> Prepared:
     classes = list(ds.classes)
     labels = ds.labels
     log(f"Dataset {cfg.data}: {len(ds.items)} images, classes {ds.counts()}")
-    hashes = data_mod.hash_all([it.path for it in ds.items])
+    unreadable: dict[int, str] = {}
+    hashes = data_mod.hash_all([it.path for it in ds.items], errors=unreadable)
+    if unreadable:
+        for i in sorted(unreadable)[:20]:
+            log(f"Skipped {os.path.relpath(ds.items[i].path, cfg.data)}: {unreadable[i]}")
+        log(f"{len(unreadable)} file(s) could not be read and are left out.")
+        hashes = hashes[[i for i in range(len(ds.items)) if i not in unreadable]]
+        ds = ds.without(unreadable)
+        labels = ds.labels
+        if len(set(labels)) < 2:
+            raise data_mod.DatasetError("Too few readable images are left after skipping unreadable files.")
     plan = data_mod.plan_split(ds, hashes, cfg.val_fraction, cfg.test_fraction, cfg.seed)
     split = plan.summary()
     log(f"Split (near-duplicate groups kept together): {split}")
@@ -238,6 +253,10 @@ def fit(cfg: TrainConfig, run_dir: Path, data: Prepared):
         def on_train_batch_end(self, batch, logs=None):
             if _Stop.requested:
                 self.model.stop_training = True
+            elif cfg.time_limit_s and time.time() - _Stop.started > cfg.time_limit_s and not _Stop.time_up:
+                _Stop.time_up = True  # keep what was learnt: the best epoch so far is saved as usual
+                self.model.stop_training = True
+                log(f"Time limit of {cfg.time_limit_s:.0f} s reached; stopping and keeping the best epoch so far.")
 
         def on_epoch_end(self, epoch, logs=None):
             for k, v in (logs or {}).items():
