@@ -126,7 +126,7 @@ def test_many_small_zero_entries_cannot_add_up_to_a_bomb(tmp_path):
     import io
     import zipfile
 
-    from brainscan.archive import ArchiveError, extract_zip
+    from brainscan.scans.archive import ArchiveError, extract_zip
 
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
