@@ -39,7 +39,7 @@ LOCK_FILE = ".lock"
 UPLOADS = "uploads"
 UNREADABLE_LISTED = 50  # the summary lists this many unreadable files (and counts all)
 QUEUED = "queued"
-WALL_GRACE_S = 120.0  # a run past its time limit by this much is stopped by the manager (train.py stops itself)
+WALL_GRACE_S = 120.0  # a run past its time limit by this much is stopped by the manager (training/run.py stops itself)
 
 # Popen objects of the runs this process started: polling them reaps the child (a finished child
 # that nobody waits for stays a zombie, and os.kill(pid, 0) still succeeds on a zombie).
@@ -371,7 +371,7 @@ def start_run(config: Any, runs_dir: str | os.PathLike | None = None, *, exclusi
     Returns the run folder at once; the training runs in its own process session, writing its
     output to <run>/log.txt. Raises RunBusyError if another run is in progress (unless exclusive=False).
     Hosted mode adds: owner (the session's id, recorded in status.json), limits (settings refused in one
-    sentence each; wall time passed to train.py), allowed_roots (the data must lie inside one of them) and
+    sentence each; wall time passed to training/run.py), allowed_roots (the data must lie inside one of them) and
     queue (when the slot is taken the run waits as 'queued'; advance_queue() starts it; one waiting or running
     run per owner and a bounded queue, as the limits say).
     """
