@@ -14,11 +14,11 @@ import contextlib
 import fcntl
 import os
 import re
+import secrets
 import shutil
 import signal
 import subprocess
 import sys
-import secrets
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -29,7 +29,7 @@ from typing import Any
 from brainscan import config, hosting, modelfolder
 from brainscan.config import MODELS_ENV, REPO_ROOT, RUNS_ENV  # noqa: F401 - the environment variables, for callers
 from brainscan.errors import RunBusyError, RunError  # noqa: F401 - raised here, caught by the Train page as runs.RunError
-from brainscan.modelfolder import CARD_FILE, EXTRA_FILES, MODEL_FILES, WEIGHT_FILES, read_json, replace_dir, write_json
+from brainscan.modelfolder import CARD_FILE, EXTRA_FILES, MODEL_FILES, WEIGHT_FILES, read_json, write_json
 from brainscan.training.architectures import ARCHITECTURES
 from brainscan.training.progress import LOG_FILE, Progress, read_progress
 
@@ -511,8 +511,8 @@ def promote(run_dir: str | os.PathLike, models_dir: str | os.PathLike | None = N
             owner: str | None = None) -> Path:
     """Copy a finished run's model into models/<name> (complete folder or nothing; replaces an old one).
 
-    Crash-safe (brainscan.modelfolder.replace_dir): the copy is written and fsynced beside models/<name>, then swapped in by one
-    atomic exchange; leftovers of an earlier kill are recovered first. With owner, only that session's run."""
+    Crash-safe (brainscan.modelfolder.replace_dir): the copy is written and fsynced beside models/<name>, then
+    swapped in by one atomic exchange; leftovers of an earlier kill are recovered first. With owner, only that session's run."""
     info = run_info(run_dir)
     _check_owner(info, owner, "promoted")
     if not info.complete:

@@ -205,7 +205,8 @@ def settings_section(root: Path | None, settings: hosting.Settings) -> None:
     st.header("2. Settings")
     lim = settings.limits
     if settings.hosted:
-        st.caption(f"Limits of this public deployment: {', '.join(ARCH_LABELS[a].split(' (')[0] for a in lim.architectures)}"
+        archs = ", ".join(ARCH_LABELS[a].split(" (")[0] for a in lim.architectures)
+        st.caption(f"Limits of this public deployment: {archs}"
                    f", images up to {max(lim.img_sizes)} px, at most {lim.max_epochs} epochs and "
                    f"{lim.max_images:,} training images, {int(lim.wall_s or 0) // 60} minutes per run; one run "
                    "trains at a time and the others wait in a queue, one per visitor.")

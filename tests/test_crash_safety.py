@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from brainscan import janitor, modelfolder as atomic, runs
+from brainscan import janitor, runs
+from brainscan import modelfolder as atomic
 
 ROOT = Path(__file__).resolve().parent.parent
 STEPS = {"exchange": ["written", "synced", "exchanged", None],

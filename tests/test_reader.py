@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from brainscan.scans import reader
 from brainscan.errors import ScanError
+from brainscan.scans import reader
 
 
 def png(mode: str, size: tuple[int, int]) -> bytes:

@@ -22,8 +22,8 @@ from pydicom.pixels import apply_color_lut, apply_modality_lut, get_decoder, pix
 from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from brainscan.errors import ScanError
-from brainscan.scans.pixels import MAX_PIXELS, MIN_SIDE, luma
 from brainscan.scans import reader
+from brainscan.scans.pixels import MAX_PIXELS, MIN_SIDE, luma
 
 __all__ = ["MAX_TOTAL_PIXELS", "SAFE_TAGS", "looks_like_dicom", "read_dicom"]
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
-from io import BytesIO
 
 import cv2
 import numpy as np
