@@ -512,7 +512,8 @@ def promote(run_dir: str | os.PathLike, models_dir: str | os.PathLike | None = N
     """Copy a finished run's model into models/<name> (complete folder or nothing; replaces an old one).
 
     Crash-safe (brainscan.modelfolder.replace_dir): the copy is written and fsynced beside models/<name>, then
-    swapped in by one atomic exchange; leftovers of an earlier kill are recovered first. With owner, only that session's run."""
+    swapped in by one atomic exchange; leftovers of an earlier kill are recovered first. With owner, only that
+    session's run."""
     info = run_info(run_dir)
     _check_owner(info, owner, "promoted")
     if not info.complete:
