@@ -4,7 +4,8 @@ Starts `streamlit run streamlit_app.py` (BRAINSCAN_HOSTED=1, its own runs folder
 each of --sessions browser contexts is one anonymous visitor who, --uploads times in a row, opens the Scan page
 (a new Streamlit session each time) and uploads one file (all visitors at once, in threads). Files cycle
 through an ordinary 512 px slice and, with --hostile, the 6300x6300 RGBA PNG and a 13000x13000 PNG (over the
-pixel limit, refused). Latency is from setting the file on the uploader to the answer (or the refusal) being visible. The server's memory
+pixel limit, refused). Latency is from setting the file on the uploader to the answer (or the refusal) being
+visible. The server's memory
 (VmRSS, VmHWM of the Streamlit process) is sampled every 0.5 s, and once more --settle seconds after the
 visitors left. Prints one JSON object (--out writes it too). Stops after --timeout seconds whatever happens.
 
