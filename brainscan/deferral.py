@@ -98,7 +98,8 @@ def _yes_no(root: str, dedup_against: str | None) -> tuple[list[str], list[str],
     keep = np.ones(len(paths), bool)
     if dedup_against:
         ref = data_mod.discover(dedup_against)
-        best, _ = data_mod.hamming_matrix_min(data_mod.hash_all(paths), data_mod.hash_all([it.path for it in ref.items]))
+        ref_hashes = data_mod.hash_all([it.path for it in ref.items])
+        best, _ = data_mod.hamming_matrix_min(data_mod.hash_all(paths), ref_hashes)
         keep = best > data_mod.NEAR_DUPLICATE_BITS
     kept = [(p, it.label) for p, it, k in zip(paths, ds.items, keep, strict=True) if k]
     return [p for p, _ in kept], [lab for _, lab in kept], int((~keep).sum())
@@ -178,6 +179,7 @@ def summary_lines(result: dict) -> list[str]:
                      + ", ".join(f"{k} {v:.3f}" for k, v in s["aurc_per_signal"].items()))
     cost = result["cost"]
     n = len(result["views"])
+    key = f"predict_{n}_views_ms"
     lines.append(f"cost: one view {cost['predict_one_view_ms']:.1f} ms, {n} views "
-                 f"{cost['predict_%d_views_ms' % n]:.1f} ms ({cost['backend']})")
+                 f"{cost[key]:.1f} ms ({cost['backend']})")
     return lines
