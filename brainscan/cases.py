@@ -101,7 +101,7 @@ def draw_outline(rgb: np.ndarray, mask: np.ndarray, peak: tuple[int, int] | None
     out = np.ascontiguousarray(rgb.copy())
     side = max(mask.shape)
     thickness = max(1, round(side / 200))
-    cv2.drawContours(out, outline_contours(mask), -1, OUTLINE_RGB, thickness, lineType=cv2.LINE_AA)
+    cv2.drawContours(out, outline_contours(mask), -1, OUTLINE_RGB, thickness, lineType=cv2.LINE_8)
     if peak is not None:
         cv2.drawMarker(out, (int(peak[0]), int(peak[1])), PEAK_RGB, cv2.MARKER_CROSS, max(8, side // 20),
                        thickness + 1, cv2.LINE_AA)

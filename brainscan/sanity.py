@@ -137,7 +137,8 @@ def run(model_dir: str, case_ids: tuple[str, ...] = CASES, seed: int = 0, comman
                 _reinit(lay, rng)
             m = _gradcams(two, dense, inputs, classes)
             maps.append(m)
-            stages.append({"name": f"top {len(stage)} layers" if len(stage) < len(layers) else "all layers",
+            kernels = [lay.name for lay in stage if any("kernel" in w.path.split("/")[-1] for w in lay.weights)]
+            stages.append({"name": f"down to {kernels[-1]}" if len(stage) < len(layers) else "all layers",
                            "randomised": [lay.name for lay in stage],
                            "spearman": [spearman(t, r) for t, r in zip(trained, m, strict=True)]})
             for lay in stage:  # restore, then the next stage re-initialises cumulatively from scratch
