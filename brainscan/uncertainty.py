@@ -42,8 +42,9 @@ def views(x: np.ndarray) -> np.ndarray:
     for _, flip, dx, dy, scale in VIEWS:
         img = x[:, ::-1] if flip else x
         c = (size - 1) / 2.0
-        m = np.array([[scale, 0, c * (1 - scale) + dx * SHIFT * size],
-                      [0, scale, c * (1 - scale) + dy * SHIFT * size]], np.float32)
+        step = round(SHIFT * size)  # whole pixels: a shift moves the image, it does not blur it
+        m = np.array([[scale, 0, c * (1 - scale) + dx * step],
+                      [0, scale, c * (1 - scale) + dy * step]], np.float32)
         warped = cv2.warpAffine(np.ascontiguousarray(img), m, (size, size), flags=cv2.INTER_LINEAR,
                                 borderMode=cv2.BORDER_CONSTANT, borderValue=0)
         out.append(warped.reshape(x.shape))
