@@ -41,7 +41,8 @@ def uncertainty_panel(unc: Any | None, folder: Path) -> None:
     """Below the answer: the test-time-augmentation check, or how to compute its threshold."""
     if unc is None:
         return
-    views = f"{unc.views_agreeing} of {len(unc.view_labels)} slightly moved, flipped or zoomed views give the same answer"
+    views = (f"{unc.views_agreeing} of {len(unc.view_labels)} slightly moved, flipped or zoomed views give the same "
+             "answer")
     if unc.threshold is None:
         st.caption(f"Stability check: {views}. No deferral threshold was chosen for this model yet: run "
                    f"`{UNCERTAINTY_COMMAND.format(folder=_folder_arg(folder))}`.")
@@ -87,7 +88,7 @@ def deferral_section(folder: Path) -> None:
                 f"were chosen on the validation split ({settings['chosen_by']}).")
     st.pyplot(teaching_figures.coverage_accuracy(settings), width=760)
     rows = []
-    for key, s in settings["sets"].items():
+    for s in settings["sets"].values():
         t = s["at_threshold"]
         rows.append({"Set": s["what"], "Scans": s["n"], "Accuracy, all answered": ui.fmt_number(
             s["curve"]["accuracy_all"], "pct"), "Answered at the threshold": ui.fmt_number(t["coverage"], "pct"),
