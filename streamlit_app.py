@@ -18,6 +18,8 @@ def main() -> None:
         st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
         st.Page("pages/scan.py", title="Scan check", icon=":material/radiology:"),
         st.Page("pages/model.py", title="Model and metrics", icon=":material/monitoring:"),
+        st.Page("pages/cases.py", title="Case library", icon=":material/photo_library:"),
+        st.Page("pages/quiz.py", title="Quiz", icon=":material/quiz:"),
     ]
     if (HERE / "pages" / "train.py").exists():
         pages.append(st.Page("pages/train.py", title="Train a model", icon=":material/model_training:"))

@@ -19,6 +19,7 @@ class CheckResult:
     prediction: object  # brainscan.runtime.inference.Prediction
     heatmap: object | None  # brainscan.cam.heatmap.Heatmap
     timings_ms: dict[str, float] = field(default_factory=dict)
+    uncertainty: object | None = None  # brainscan.runtime.uncertainty.Uncertainty (test-time augmentation)
 
     def as_dict(self) -> dict:
         """The JSON result (no pixels, no identifiers)."""
@@ -27,6 +28,9 @@ class CheckResult:
                "tumor_probability": p.tumor_probability, "ood_score": p.ood_score,
                "out_of_distribution": p.out_of_distribution, "frame": self.scan.frame,
                "frames": self.scan.n_frames, "notes": list(self.scan.notes) + list(self.prepared.notes)}
+        if self.uncertainty is not None:
+            out["uncertainty"] = self.uncertainty.as_dict()
+            out["needs_human"] = self.uncertainty.needs_human
         if self.heatmap is not None:
             out["cam_method"] = self.heatmap.method
             out["cam_peak"] = list(self.heatmap.peak)
@@ -39,7 +43,10 @@ def load_checker(model_path: str | None = None):
     return load_model(model_path)
 
 
-def check_scan(model, scan: Scan, cam_method: str | None = "gradcam", class_index: int | None = None) -> CheckResult:
+def check_scan(model, scan: Scan, cam_method: str | None = "gradcam", class_index: int | None = None,
+               tta: bool = True) -> CheckResult:
+    """tta: also the test-time-augmentation uncertainty, with the model folder's deferral threshold
+    (brainscan.runtime.uncertainty; about 8 more forward passes in one batch)."""
     from brainscan.runtime.inference import predict
 
     t = time.perf_counter()
@@ -47,15 +54,21 @@ def check_scan(model, scan: Scan, cam_method: str | None = "gradcam", class_inde
     t_prep = time.perf_counter()
     prediction = predict(model, prepared.input)
     t_pred = time.perf_counter()
+    unc = None
+    if tta:
+        from brainscan.runtime import uncertainty
+
+        unc = uncertainty.assess(model, prepared.input, uncertainty.read_settings(model.path))
     hm = None
     if cam_method:
         from brainscan.cam.heatmap import heatmap
 
         hm = heatmap(model, prepared, prediction.class_index if class_index is None else class_index, cam_method)
     t_cam = time.perf_counter()
+    unc_ms = unc.ms if unc is not None else 0.0
     timings = {"preprocess_ms": 1000 * (t_prep - t), "predict_ms": 1000 * (t_pred - t_prep),
-               "cam_ms": 1000 * (t_cam - t_pred)}
-    return CheckResult(scan, prepared, prediction, hm, timings)
+               "uncertainty_ms": unc_ms, "cam_ms": 1000 * (t_cam - t_pred) - unc_ms}
+    return CheckResult(scan, prepared, prediction, hm, timings, unc)
 
 
 def check_bytes(model, data: bytes, name: str, frame: int | None = None,

@@ -125,6 +125,26 @@ def cmd_familiarity(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_uncertainty(args: argparse.Namespace) -> int:
+    from brainscan.evaluation.deferral import fit_and_measure, summary_lines
+
+    command = "python -m brainscan " + " ".join(args.argv)
+    result = fit_and_measure(args.model, args.data, coverage=args.coverage, brats=args.brats, yes_no=args.yes_no,
+                             dedup_against=args.dedup_against, command=command)
+    print("\n".join(summary_lines(result)))
+    return 0
+
+
+def cmd_sanity(args: argparse.Namespace) -> int:
+    from brainscan.evaluation.sanity import run
+
+    result = run(args.model, seed=args.seed, command="python -m brainscan " + " ".join(args.argv))
+    for s in result["stages"]:
+        per_case = " ".join(f"{v:+.2f}" for v in s["spearman"])
+        print(f"{s['name']:<28} mean Spearman {s['mean_spearman']:+.3f}  {per_case}")
+    return 0
+
+
 def cmd_promote(args: argparse.Namespace) -> int:
     from brainscan.modelfolder import write_markdown
     from brainscan.runs import promote
@@ -189,6 +209,21 @@ def build_parser() -> argparse.ArgumentParser:
     fa.add_argument("model")
     fa.add_argument("--data", required=True, help="the dataset folder the model was trained on")
     fa.set_defaults(func=cmd_familiarity)
+
+    un = sub.add_parser("uncertainty", help="choose the 'needs a human' threshold on validation; coverage/accuracy "
+                                           "curves on the test split and external sets (writes uncertainty.json)")
+    un.add_argument("model")
+    un.add_argument("--data", required=True, help="the dataset folder the model was trained on (its split.json's root)")
+    un.add_argument("--coverage", type=float, default=0.9, help="share of validation scans left answered (0.9)")
+    un.add_argument("--brats", help="brats2013-slices folder (tumour vs tumour-free per sequence)")
+    un.add_argument("--yes-no", help="a yes/no folder (e.g. navoneel-yes-no)")
+    un.add_argument("--dedup-against", help="drop yes/no images with a near-duplicate in this folder")
+    un.set_defaults(func=cmd_uncertainty)
+
+    sa = sub.add_parser("sanity", help="heatmap sanity check: model randomisation (writes sanity.json/.npz)")
+    sa.add_argument("model")
+    sa.add_argument("--seed", type=int, default=0)
+    sa.set_defaults(func=cmd_sanity)
 
     ex = sub.add_parser("export-litert", help="add model.tflite + head.npz to a model folder (TensorFlow-free runs)")
     ex.add_argument("model")
@@ -273,6 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from brainscan.errors import BrainScanError
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # recorded by the commands that write a model folder
 
     try:
         return int(args.func(args) or 0)

@@ -14,6 +14,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 MODELS_DIR = REPO_ROOT / "models"
 RUNS_DIR = REPO_ROOT / "runs"
 SAMPLES_DIR = REPO_ROOT / "sample_images"
+CASE_LIBRARY_DIR = REPO_ROOT / "case_library"  # teaching cases with known truth (scripts/build_case_library.py)
 SHARED_DATA_DIR = REPO_ROOT.parent / "shared" / "data"  # where the Train page looks for datasets
 
 MODEL_ENV = "BRAINSCAN_MODEL"  # one model folder (or a file in it) for the app and the CLI

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from brainscan import cases as case_lib
-from brainscan import ui
+from brainscan.app import ui
+from brainscan.scans import cases as case_lib
 
 COLUMNS = 4
 TRUTHS = {"glioma": "Glioma", "notumor": "No tumour"}
@@ -18,7 +18,7 @@ SEQUENCES = {"flair": "FLAIR", "t1": "T1", "t1c": "T1 with contrast", "t2": "T2"
 
 @st.cache_data(show_spinner=False)
 def _thumbnail(path: str, mtime: float) -> str:
-    from brainscan.io import load_scan
+    from brainscan.scans.io import load_scan
 
     return ui.thumbnail_url(load_scan(Path(path).read_bytes(), Path(path).name).pixels, side=220)
 

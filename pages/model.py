@@ -11,6 +11,7 @@ import pandas as pd
 import streamlit as st
 
 from brainscan.app import figures, ui
+from brainscan.app import teaching as ui_teaching
 
 SPLITS = {
     "test_dedup": ("Test, deduplicated",
@@ -162,6 +163,8 @@ def main() -> None:
         st.caption("A validation loss that rises while the training loss keeps falling is a sign of overfitting.")
     else:
         st.info("This model folder has no history.json, so the training curves cannot be shown.")
+    ui_teaching.deferral_section(files.path)
+    ui_teaching.sanity_section(files.path)
 
 
 main()

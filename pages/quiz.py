@@ -11,10 +11,10 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from brainscan import cases as case_lib
-from brainscan import ui
+from brainscan.app import ui
+from brainscan.cam.overlay import gradcam_overlay
 from brainscan.errors import ModelError
-from brainscan.overlay import gradcam_overlay
+from brainscan.scans import cases as case_lib
 
 GRID = 32  # click targets per side
 SIDE = 420  # chart side in pixels
@@ -84,7 +84,7 @@ def click_chart(pixels: np.ndarray, point: tuple[int, int] | None, key: str) -> 
 
 
 def question(case: case_lib.Case, pos: int, total: int) -> case_lib.Answer | None:
-    from brainscan.io import load_scan
+    from brainscan.scans.io import load_scan
 
     st.subheader(f"Case {pos + 1} of {total}")
     pixels = load_scan(case.data(), case.name).pixels
@@ -111,8 +111,8 @@ def question(case: case_lib.Case, pos: int, total: int) -> case_lib.Answer | Non
 def model_check(case: case_lib.Case) -> tuple[Any, Any]:
     """The library case checked by the shared model (heatmap for its most likely tumour class), and the
     uncertainty of its answer."""
-    from brainscan import uncertainty
-    from brainscan.teaching import check_case
+    from brainscan.app.case_check import check_case
+    from brainscan.runtime import uncertainty
 
     holder = ui.model_holder()
     if holder is None:

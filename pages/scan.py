@@ -18,10 +18,12 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from brainscan.app import teaching as ui_teaching
 from brainscan.app import ui
 from brainscan.cam.methods import CAM_LABELS, CAM_METHODS
 from brainscan.cam.overlay import COLORMAPS, gradcam_overlay, to_png
 from brainscan.errors import ModelError
+from brainscan.scans import cases as case_lib
 from brainscan.scans.io import ScanError, load_scan, to_uint8
 
 log = logging.getLogger("brainscan.app")
@@ -64,6 +66,7 @@ class Summary:
 
 def _clear_sample() -> None:
     st.session_state["sample"] = None
+    _clear_case()
 
 
 def choose_files() -> list[Upload]:
@@ -76,6 +79,9 @@ def choose_files() -> list[Upload]:
              f"over {limit} MB is refused by the uploader (a red mark) and never reaches the server.")
     files = [Upload(f.name, f.getvalue(), hashlib.blake2b(f.getvalue(), digest_size=16).hexdigest())
              for f in uploaded or []]
+    case = library_case_upload()
+    if case is not None:
+        files.append(case)
     samples = {p.name: p for p in ui.sample_files()}
     if samples:
         picked = st.pills("Or try a sample image (one click):", list(samples), key="sample")
@@ -83,6 +89,25 @@ def choose_files() -> list[Upload]:
             data = samples[picked].read_bytes()
             files.append(Upload(picked, data, hashlib.blake2b(data, digest_size=16).hexdigest()))
     return files
+
+
+def opened_case() -> case_lib.Case | None:
+    """The case opened from the Case library (session state, or ?case=case07 in the link)."""
+    case_id = st.session_state.get("library_case") or st.query_params.get("case")
+    return ui_teaching.library_case(f"{case_id}.png") if case_id else None
+
+
+def library_case_upload() -> Upload | None:
+    case = opened_case()
+    if case is None:
+        return None
+    data = case.data()
+    return Upload(case.name, data, hashlib.blake2b(data, digest_size=16).hexdigest())
+
+
+def _clear_case() -> None:
+    st.session_state["library_case"] = None
+    st.query_params.pop("case", None)
 
 
 # --- running the model (cached per session) --------------------------------------------------------
@@ -184,7 +209,7 @@ def results_table(summaries: list[Summary]) -> None:
                        on_click="ignore")
 
 
-def answer_panel(result: Any, limitations: list[str] | None = None) -> None:
+def answer_panel(result: Any, limitations: list[str] | None = None, folder: Path | None = None) -> None:
     """The answer; limitations are the model card's measured ones (a reminder is shown when there are any)."""
     p = result.prediction
     with st.container(border=True):
@@ -202,6 +227,8 @@ def answer_panel(result: Any, limitations: list[str] | None = None) -> None:
                            help="1 minus the probability of no tumor.")
             st.caption(f"“Any tumor” is {tumors} added together.")
         st.altair_chart(ui.probability_chart(p.probabilities), width="stretch")
+        if folder is not None:
+            ui_teaching.uncertainty_panel(result.uncertainty, folder)
         if p.ood_score is None:
             st.caption("This model has no familiarity check, so unusual images are not flagged.")
         else:
@@ -227,16 +254,24 @@ def image_controls() -> tuple[str, float, str]:
     return method or CAM_METHODS[0], opacity / 100.0, str(colormap)
 
 
-def images(result: Any, method: str, opacity: float, colormap: str, model_name: str) -> None:
+def images(result: Any, method: str, opacity: float, colormap: str, model: Any) -> None:
     scan, hm = result.scan, result.heatmap
     overlay = gradcam_overlay(scan.pixels, hm.original, opacity, colormap)
+    label = ui.class_label(result.prediction.label)
+    case = opened_case()
+    case = case if case is not None and case.name == scan.name else None  # not an upload that has the same name
+    mask = case.mask() if case is not None else None
+    caption = f"Heatmap: {CAM_LABELS[hm.method]}, opacity {opacity:.0%}, {colormap} colours"
+    if mask is not None and mask.shape == overlay.shape[:2]:
+        overlay = case_lib.draw_outline(overlay, mask, hm.peak)
+        caption += "; the true outline in green, the heatmap's peak as a white cross"
     left, right = st.columns(2)
     left.image(ui.shrink(to_uint8(scan.pixels), DISPLAY_SIDE), caption="Original scan", width="stretch",
                output_format="PNG", alt="Original scan")
     right.image(ui.shrink(overlay, DISPLAY_SIDE), width="stretch", output_format="PNG",
-                alt="Heatmap overlay on the scan",
-                caption=f"Heatmap: {CAM_LABELS[hm.method]}, opacity {opacity:.0%}, {colormap} colours")
-    label = ui.class_label(result.prediction.label)
+                alt="Heatmap overlay on the scan", caption=caption)
+    if case is not None:
+        ui_teaching.case_truth(case, mask, hm.peak, label)
     if hm.empty:
         st.info(f"The heatmap is empty: no region pushed the model towards “{label}”, so nothing is highlighted.")
     else:
@@ -247,10 +282,26 @@ def images(result: Any, method: str, opacity: float, colormap: str, model_name: 
     d1.download_button("Download the overlay (PNG)", to_png(overlay), key="dl_overlay",
                        file_name=f"{stem}_{hm.method.replace('+', 'p')}.png", mime="image/png",
                        icon=":material/download:", on_click="ignore")
-    payload = {**result.as_dict(), "model": model_name, "disclaimer": ui.DISCLAIMER.replace("**", "")}
+    payload = {**result.as_dict(), "model": str(model.name), "disclaimer": ui.DISCLAIMER.replace("**", "")}
     d2.download_button("Download the result (JSON)", json.dumps(payload, indent=2), key="dl_json",
                        file_name=f"{stem}_result.json", mime="application/json", icon=":material/download:",
                        on_click="ignore")
+    card, folder = dict(model.card), Path(model.path)
+
+    def build_pdf() -> bytes:  # built only when the button is clicked
+        from brainscan.app import report
+        from brainscan.runtime import uncertainty
+
+        return report.build_pdf(result, overlay, caption, card, folder, result.uncertainty,
+                                uncertainty.read_settings(folder))
+
+    def build_zip() -> bytes:
+        from brainscan.app import report
+
+        return report.panels_zip(result, overlay, build_pdf())
+
+    st.session_state["_report_pdf"] = build_pdf  # the AppTest reads the same callable the button runs
+    ui_teaching.report_downloads(build_pdf, build_zip, stem)
 
 
 def scan_details(result: Any) -> None:
@@ -291,10 +342,11 @@ def details(access: ModelAccess, summary: Summary) -> None:
     if result.prediction.out_of_distribution:
         banner.error(f"**{ui.OOD_WARNING}** The answer and the heatmap below are shown for teaching only.",
                      icon=":material/report:")
+    model = access.model()
     with left:
-        answer_panel(result, access.model().card.get("limitations"))
+        answer_panel(result, model.card.get("limitations"), Path(model.path))
     with right:
-        images(result, method, opacity, colormap, str(access.model().name))
+        images(result, method, opacity, colormap, model)
     scan_details(result)
 
 

@@ -9,8 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
-from brainscan import cases as case_lib
-from brainscan.io import load_scan
+from brainscan.scans import cases as case_lib
+from brainscan.scans.io import load_scan
 
 ROOT = Path(__file__).resolve().parents[1]
 LIB = ROOT / "case_library"
@@ -93,8 +93,8 @@ def test_outline_drawing_and_peak_sentence() -> None:
 
 
 def test_check_case_points_the_heatmap_of_the_tumour_class(tiny_model) -> None:
-    from brainscan.inference import load_model
-    from brainscan.teaching import check_case
+    from brainscan.app.case_check import check_case
+    from brainscan.runtime.inference import load_model
 
     model = load_model(tiny_model)
     case = next(c for c in LIBRARY if c.tumour)

@@ -13,10 +13,11 @@ import cv2
 import numpy as np
 import pytest
 
-from brainscan import report, uncertainty
+from brainscan.app import report
+from brainscan.cam.overlay import gradcam_overlay
 from brainscan.check import check_bytes
-from brainscan.overlay import gradcam_overlay
-from brainscan.synthetic import phantom
+from brainscan.runtime import uncertainty
+from brainscan.scans.synthetic import phantom
 
 pypdf = pytest.importorskip("pypdf")
 SECRETS = ("Doe", "DOE-4711", "19800101", "Jane")
@@ -24,7 +25,7 @@ SECRETS = ("Doe", "DOE-4711", "19800101", "Jane")
 
 @pytest.fixture(scope="module")
 def model(tiny_model):
-    from brainscan.inference import load_model
+    from brainscan.runtime.inference import load_model
 
     return load_model(tiny_model)
 

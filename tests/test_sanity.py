@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from brainscan import sanity
+from brainscan.evaluation import sanity
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -41,8 +41,8 @@ def test_randomisation_changes_the_heatmaps_and_the_trained_stage_is_the_scan_pa
     assert stored["stages"][-1]["mean_spearman"] < 0.9
     assert info["layers_with_weights"] > 3
     # the trained model's maps are those of the scan path (LiteRT, closed-form Grad-CAM), case by case
-    from brainscan.heatmap import normalize_cam
-    from brainscan.inference import load_model
+    from brainscan.cam.heatmap import normalize_cam
+    from brainscan.runtime.inference import load_model
 
     lite = load_model(folder)
     assert lite.backend == "litert"
@@ -51,7 +51,7 @@ def test_randomisation_changes_the_heatmaps_and_the_trained_stage_is_the_scan_pa
         cam = normalize_cam(lite.cam(x, lite.classes.index(cls), "gradcam"))
         assert np.abs(cam - arrays["maps"][0, i]).max() < 0.02  # float16 storage
     # the model folder's weights are untouched
-    from brainscan.model import load_model as load_keras
+    from brainscan.runtime.keras_model import load_model as load_keras
 
     before = load_keras(tiny_model).keras_model.get_weights()
     after = load_keras(folder).keras_model.get_weights()

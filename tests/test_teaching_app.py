@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from brainscan import cases as case_lib
+from brainscan.scans import cases as case_lib
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "streamlit_app.py")
@@ -93,9 +93,17 @@ def test_uncertain_answer_reads_needs_a_human(monkeypatch, tiny_model, tmp_path)
     assert any("Uncertain: needs a human." in e.value for e in at.error)
 
 
+def quiz_page() -> AppTest:
+    """The page file itself: AppTest loses button clicks on a page reached by switch_page."""
+    at = AppTest.from_file(str(ROOT / "pages" / "quiz.py"), default_timeout=TIMEOUT)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
 def test_quiz_round_scores_learner_and_model(monkeypatch, tiny_model):
     monkeypatch.setenv("BRAINSCAN_MODEL", tiny_model)
-    at = page("pages/quiz.py")
+    at = quiz_page()
     quiz = at.session_state["quiz"]
     assert quiz["ids"] == [c.id for c in case_lib.quiz_cases(LIBRARY, 8, 1)]  # the default n and seed
     first = case_lib.by_id(LIBRARY, quiz["ids"][0])
@@ -115,7 +123,7 @@ def test_quiz_round_scores_learner_and_model(monkeypatch, tiny_model):
 
 def test_teacher_seed_sets_the_same_cases(monkeypatch, tiny_model):
     monkeypatch.setenv("BRAINSCAN_MODEL", tiny_model)
-    at = page("pages/quiz.py")
+    at = quiz_page()
     at.number_input(key="quiz_n").set_value(5).run()
     at.number_input(key="quiz_seed").set_value(42).run()
     assert at.session_state["quiz"]["ids"] == [c.id for c in case_lib.quiz_cases(LIBRARY, 5, 42)]

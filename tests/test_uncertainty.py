@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from brainscan import deferral, uncertainty
+from brainscan.evaluation import deferral
+from brainscan.runtime import uncertainty
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "models" / "default"
@@ -64,7 +65,7 @@ def test_settings_missing_or_broken(tmp_path) -> None:
 
 
 def test_assess_with_and_without_a_threshold(tiny_model) -> None:
-    from brainscan.inference import load_model
+    from brainscan.runtime.inference import load_model
 
     model = load_model(tiny_model)
     x = np.random.default_rng(0).random((model.size, model.size, 1), dtype=np.float32)

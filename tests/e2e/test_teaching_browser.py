@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import pytest
 
-from brainscan import cases as case_lib
+from brainscan.scans import cases as case_lib
 
 pytestmark = pytest.mark.e2e
 

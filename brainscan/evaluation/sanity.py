@@ -80,17 +80,17 @@ def _reinit(layer, rng: np.random.Generator) -> None:
 def _cam_model(keras_model):
     import keras
 
-    from brainscan.explain import find_target_layer
+    from brainscan.cam.keras_vis import find_target_layer
 
     target = keras_model.get_layer(find_target_layer(keras_model))
     return keras.Model(keras_model.inputs, [target.output, keras_model.output])
 
 
 def _gradcams(two, dense, inputs: np.ndarray, classes: np.ndarray) -> np.ndarray:
-    """Grad-CAM of each input for its class, in closed form (brainscan.headcam; equal to tf-keras-vis for the
+    """Grad-CAM of each input for its class, in closed form (brainscan.cam.headcam; equal to tf-keras-vis for the
     pooled linear head), normalised to [0, 1] at input size."""
-    from brainscan.headcam import expand, gradcam
-    from brainscan.heatmap import normalize_cam
+    from brainscan.cam.headcam import expand, gradcam
+    from brainscan.cam.heatmap import normalize_cam
 
     fmaps, _ = (np.asarray(t) for t in two(inputs, training=False))
     kernel = np.asarray(dense.get_weights()[0], np.float32)
@@ -108,11 +108,11 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def run(model_dir: str, case_ids: tuple[str, ...] = CASES, seed: int = 0, command: str = "") -> dict:
-    from brainscan import cases as case_lib
-    from brainscan.inference import softmax
-    from brainscan.model import load_model
-    from brainscan.pipeline import load_gray
-    from brainscan.preprocess import prepare
+    from brainscan.runtime.inference import softmax
+    from brainscan.runtime.keras_model import load_model
+    from brainscan.scans import cases as case_lib
+    from brainscan.scans.batch import load_gray
+    from brainscan.scans.preprocess import prepare
 
     folder = Path(model_dir)
     loaded = load_model(folder)
@@ -156,7 +156,7 @@ def run(model_dir: str, case_ids: tuple[str, ...] = CASES, seed: int = 0, comman
     tmp = folder / f".{NPZ_FILE}.tmp.npz"
     np.savez_compressed(tmp, inputs=inputs[..., 0].astype(np.float16), maps=np.stack(maps).astype(np.float16))
     os.replace(tmp, folder / NPZ_FILE)
-    from brainscan.jsonio import write_json
+    from brainscan.modelfolder import write_json
 
     write_json(folder / JSON_FILE, result)
     return result

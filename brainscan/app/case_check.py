@@ -8,10 +8,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from brainscan import cases as case_lib
+from brainscan.cam.heatmap import heatmap
 from brainscan.check import CheckResult, check_scan
-from brainscan.heatmap import heatmap
-from brainscan.io import load_scan
+from brainscan.scans import cases as case_lib
+from brainscan.scans.io import load_scan
 
 
 @dataclass

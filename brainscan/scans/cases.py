@@ -15,7 +15,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-LIBRARY_DIR = Path(__file__).resolve().parent.parent / "case_library"
+from brainscan.config import CASE_LIBRARY_DIR
+
+LIBRARY_DIR = CASE_LIBRARY_DIR
 OUTLINE_RGB = (0, 255, 90)  # the true outline: green, unlike every colour map's hot end
 PEAK_RGB = (255, 255, 255)
 TUMOUR_TYPES = ("glioma", "meningioma", "pituitary")

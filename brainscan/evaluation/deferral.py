@@ -1,7 +1,7 @@
 """Choosing the "uncertain: needs a human" threshold on validation, and the coverage / accuracy curves.
 
 ``python -m brainscan uncertainty MODEL --data DIR [--brats DIR] [--yes-no DIR --dedup-against DIR]`` runs
-every candidate score of brainscan.uncertainty on the model's validation split (the files split.json lists,
+every candidate score of brainscan.runtime.uncertainty on the model's validation split (the files split.json lists,
 found under DIR), keeps the one with the smallest area under the risk-coverage curve there, sets the
 threshold so that the chosen share of validation scans is answered (default 90%), and measures on the
 deduplicated test split (4-class answer) and on each external set (tumour or not) how accuracy on the
@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from brainscan.jsonio import read_json, write_json
-from brainscan.uncertainty import FILE, SIGNAL_LABELS, SIGNALS, VIEWS, view_probabilities
+from brainscan.modelfolder import read_json, write_json
+from brainscan.runtime.uncertainty import FILE, SIGNAL_LABELS, SIGNALS, VIEWS, view_probabilities
 
 CURVE_POINTS = 41
 
@@ -56,8 +56,8 @@ def at_threshold(correct: np.ndarray, score: np.ndarray, threshold: float, flagg
 
 def _evaluate(model, paths: list[str], labels: list[str], binary: bool) -> dict:
     """Per scan: correctness (4-class, or tumour vs not) and every candidate score; the unfamiliar flags."""
-    from brainscan.inference import predict_batch
-    from brainscan.pipeline import prepare_paths
+    from brainscan.runtime.inference import predict_batch
+    from brainscan.scans.batch import prepare_paths
 
     inputs, ok, _ = prepare_paths(paths, model.size)
     labels = [labels[i] for i in ok]
@@ -91,7 +91,7 @@ def _brats(root: str) -> dict[str, tuple[list[str], list[str]]]:
 
 
 def _yes_no(root: str, dedup_against: str | None) -> tuple[list[str], list[str], int]:
-    from brainscan import data as data_mod
+    from brainscan.scans import datasets as data_mod
 
     ds = data_mod.discover(root)
     paths = [it.path for it in ds.items]
@@ -122,8 +122,8 @@ def tta_cost_ms(model, inputs: np.ndarray, repeats: int = 15) -> dict:
 
 def fit_and_measure(model_dir: str, data_dir: str, coverage: float = 0.9, brats: str | None = None,
                     yes_no: str | None = None, dedup_against: str | None = None, command: str = "") -> dict:
-    from brainscan.inference import load_model
-    from brainscan.pipeline import prepare_paths
+    from brainscan.runtime.inference import load_model
+    from brainscan.scans.batch import prepare_paths
 
     folder = Path(model_dir)
     model = load_model(folder)

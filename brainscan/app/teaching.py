@@ -12,8 +12,9 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from brainscan import cases as case_lib
-from brainscan import ui
+from brainscan.app import ui
+from brainscan.config import REPO_ROOT
+from brainscan.scans import cases as case_lib
 
 UNCERTAINTY_COMMAND = ("python -m brainscan uncertainty {folder} --data ../shared/data/brain-tumor-mri "
                        "--brats ../shared/data/brats2013-slices --yes-no ../shared/data/navoneel-yes-no "
@@ -24,7 +25,7 @@ NEEDS_HUMAN = "Uncertain: needs a human."
 
 def _folder_arg(folder: Path) -> str:
     try:
-        return str(folder.resolve().relative_to(ui.REPO_DIR))
+        return str(folder.resolve().relative_to(REPO_ROOT))
     except ValueError:
         return str(folder)
 
@@ -74,7 +75,8 @@ def report_downloads(build_pdf, build_zip, stem: str) -> None:
 # --- the Model page -------------------------------------------------------------------------------
 
 def deferral_section(folder: Path) -> None:
-    from brainscan import teaching_figures, uncertainty
+    from brainscan.app import teaching_figures
+    from brainscan.runtime import uncertainty
 
     st.subheader("Uncertainty and deferral")
     settings = uncertainty.read_settings(folder)
@@ -105,7 +107,8 @@ def deferral_section(folder: Path) -> None:
 
 
 def sanity_section(folder: Path) -> None:
-    from brainscan import sanity, teaching_figures
+    from brainscan.app import teaching_figures
+    from brainscan.evaluation import sanity
 
     st.subheader("Heatmap sanity check")
     got = sanity.read(folder)

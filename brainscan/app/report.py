@@ -90,10 +90,10 @@ def _image_axes(fig, rect, img, title: str, fontsize: float = 8) -> None:
 def build_pdf(result, overlay: np.ndarray, overlay_caption: str, card: dict, folder: Path | None = None,
               uncertainty=None, uncertainty_settings: dict | None = None, when: dt.datetime | None = None) -> bytes:
     """result: brainscan.check.CheckResult; overlay: the heatmap overlay shown (uint8 RGB, original geometry);
-    uncertainty: a brainscan.uncertainty.Uncertainty or None."""
+    uncertainty: a brainscan.runtime.uncertainty.Uncertainty or None."""
     import matplotlib
 
-    from brainscan.io import to_uint8
+    from brainscan.scans.io import to_uint8
 
     when = when or dt.datetime.now(dt.UTC)
     p = result.prediction
@@ -185,8 +185,8 @@ def probability_png(probabilities: dict[str, float]) -> bytes:
 
 def panels_zip(result, overlay: np.ndarray, pdf: bytes | None = None) -> bytes:
     """The report's panels as PNG files (image, overlay, each preprocessing step, probabilities) in a zip."""
-    from brainscan.io import to_uint8
-    from brainscan.overlay import to_png
+    from brainscan.cam.overlay import to_png
+    from brainscan.scans.io import to_uint8
 
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:

@@ -4,7 +4,7 @@ The prepared model input is shown to the network in a few harmless variants (a l
 shifts and scales: VIEWS, one batch through the same runtime, LiteRT or Keras); the spread of the calibrated
 probabilities over the views is the score. It is a second signal beside the unfamiliar-scan check (which
 asks whether the image looks like the training data, not whether the answer is stable). A model folder's
-``uncertainty.json`` (written by ``python -m brainscan uncertainty``, brainscan.deferral) names the score
+``uncertainty.json`` (written by ``python -m brainscan uncertainty``, brainscan.evaluation.deferral) names the score
 chosen on the validation split and the threshold above which the answer reads "uncertain: needs a human".
 No TensorFlow here.
 """
