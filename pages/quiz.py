@@ -143,7 +143,7 @@ def grade(case: case_lib.Case, answer: case_lib.Answer) -> dict:
 
 
 def _mark(v: bool | None) -> str:
-    return "n/a" if v is None else ("✅ right" if v else "❌ wrong")
+    return "n/a" if v is None else (":green[**right**]" if v else ":red[**wrong**]")
 
 
 def reveal(case: case_lib.Case, r: dict) -> None:
