@@ -214,6 +214,8 @@ def answer_panel(result: Any, limitations: list[str] | None = None, folder: Path
     p = result.prediction
     with st.container(border=True):
         st.markdown(f"#### {ui.answer_sentence(p.probabilities)}")
+        if folder is not None:
+            ui_teaching.uncertainty_panel(result.uncertainty, folder)
         unsure = ui.uncertainty_sentence(p.probabilities)
         if unsure:
             st.warning(unsure, icon=":material/help:")
@@ -227,8 +229,6 @@ def answer_panel(result: Any, limitations: list[str] | None = None, folder: Path
                            help="1 minus the probability of no tumor.")
             st.caption(f"“Any tumor” is {tumors} added together.")
         st.altair_chart(ui.probability_chart(p.probabilities), width="stretch")
-        if folder is not None:
-            ui_teaching.uncertainty_panel(result.uncertainty, folder)
         if p.ood_score is None:
             st.caption("This model has no familiarity check, so unusual images are not flagged.")
         else:
