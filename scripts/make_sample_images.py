@@ -1,181 +1,67 @@
-"""Regenerate everything in ``sample_images/`` (run from the repository root).
+"""Regenerate everything in ``sample_images/`` from real public slices (run from the repository root).
 
-    python scripts/make_sample_images.py
+    python scripts/make_sample_images.py ../shared/data
 
-The images are made from the MNI ICBM152 2009a T1 template that ships *inside* the
-nilearn package (``nilearn.datasets.load_mni152_template`` reads package data; nothing
-is downloaded), plus a synthetic lesion drawn by this script. No patient data is used.
-
-Dev-time only: needs ``nilearn`` and ``nibabel`` (see requirements-dev.txt) on top of
-the runtime requirements (numpy, scipy, opencv, pillow, pydicom). The output is
-deterministic: fixed seeds, UIDs derived from fixed strings, no dates or times.
+The images are real axial MRI slices from data sets whose licences allow sharing them with attribution
+(lgg-tcga-slices, brats2013-slices, ixi-t1-midaxial, ms-ljubljana-slices; never brain-tumor-mri or
+navoneel-yes-no), plus a drawn "not an MRI" picture. The DICOM files are written by this script around a real
+slice's pixels: their headers are the project's own and hold no identifier of the person scanned. Output is
+deterministic (UIDs derived from fixed strings, no dates or times). Needs the runtime requirements only.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 from io import BytesIO
 from pathlib import Path
 
 import cv2
 import numpy as np
 from PIL import Image
-from scipy import ndimage
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT_DIR = ROOT / "sample_images"
+DEFAULT_DATA = ROOT.parent / "shared" / "data"
 
-SIZE = 256  # output side in pixels
-FOV_MM = 208.0  # square field of view in mm -> pixel spacing FOV_MM / SIZE = 0.8125 mm
+SIZE = 256  # side of the drawn picture
 SEED = 20240611
-PHANTOM_SEED = 7
-TISSUE_GAIN = 0.85  # template white matter ~0.75 after this; the lesion rim reaches ~0.97
-
-# World (MNI, RAS, mm) positions.
-Z_VENTRICLES = 22.0  # axial slice through the bodies of the lateral ventricles
-Z_SELLA = -20.0  # lower slice: suprasellar cistern / midbrain / temporal lobes
-LESION_CENTER_RAS = (-29.0, -2.0, 23.0)  # LEFT corona radiata, lateral to the ventricle body (x < 0: left)
-LESION_RADIUS_MM = 12.0
-MULTIFRAME_COUNT = 9
-MULTIFRAME_SPACING_MM = 4.0
 
 # DICOM pixel scaling: stored = round(v * STORED_FULL) with v in [0, 1]; 12 bits stored.
 BITS_STORED = 12
 STORED_FULL = 4000
 RESCALE_SLOPE = 0.5
 RESCALE_INTERCEPT = 0.0
+NOMINAL_SPACING_MM = 0.9375  # the public slices carry no geometry: a nominal 240 mm field of view on 256 pixels
+SLICE_SPACING_MM = 3.0
 
 PATIENT_NAME = "Anonymous^Sample"
 PATIENT_ID = "SAMPLE-0001"
-UID_SALT = "brainscan-sample-images-v1"
+UID_SALT = "brainscan-sample-images-v2"
+
+LGG = "lgg-tcga-slices"
+LGG_CASE, LGG_SLICE, LGG_FRAMES = "TCGA_EZ_7264_20010816", 19, range(16, 22)  # a case the case library lacks
+LGG_SOURCE = ("TCGA-LGG (The Cancer Imaging Archive, CC BY 3.0) in the LGG Segmentation Dataset of Buda et al. 2019 "
+              "(CC BY-NC-SA 4.0), case TCGA_EZ_7264_20010816")
+# file name -> (data set, file inside it)
+REAL_PNGS = {
+    "lgg_glioma_flair.png": (LGG, f"glioma/flair_{LGG_CASE}_{LGG_SLICE:03d}.jpg"),
+    "lgg_glioma_t1c.png": (LGG, f"glioma/t1c_{LGG_CASE}_{LGG_SLICE:03d}.jpg"),
+    "brats_glioma_t1c.png": ("brats2013-slices", "images/brats_2013_pat0005_1_t1c_z101.png"),
+    "ixi_healthy_t1.png": ("ixi-t1-midaxial", "notumor/IXI100.png"),
+    "ms_flair_no_tumour.png": ("ms-ljubljana-slices", "notumor/flair_patient19_study1_021.jpg"),
+}
 
 
-# --------------------------------------------------------------------------- template
-def load_template() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(T1 volume in [0, 1], white-matter probability in [0, 1], affine), both RAS+ at 1 mm.
+class SliceGeometry:
+    """Nominal plane geometry for a 2D slice without any (DICOM ImagePositionPatient and PixelSpacing)."""
 
-    Both volumes are package data of nilearn (no network access).
-    """
-    import nibabel as nib
-    from nilearn.datasets import load_mni152_template, load_mni152_wm_template
-
-    t1 = load_mni152_template(resolution=1)
-    wm = load_mni152_wm_template(resolution=1)
-    if nib.aff2axcodes(t1.affine) != ("R", "A", "S") or not np.allclose(t1.affine, wm.affine):
-        raise RuntimeError(f"unexpected template orientation {nib.aff2axcodes(t1.affine)}")
-    vol = np.asarray(t1.get_fdata(), dtype=np.float32)
-    wmp = np.asarray(wm.get_fdata(), dtype=np.float32)
-    vol /= max(float(vol.max()), 1e-6)
-    wmp /= max(float(wmp.max()), 1e-6)
-    return np.clip(vol, 0, 1), np.clip(wmp, 0, 1), np.asarray(t1.affine, dtype=np.float64)
-
-
-def world_to_voxel(affine: np.ndarray, xyz: tuple[float, float, float]) -> np.ndarray:
-    return (np.linalg.inv(affine) @ np.array([*xyz, 1.0]))[:3]
-
-
-# --------------------------------------------------------------------------- lesion
-def _smoothstep(edge0: float, edge1: float, x: np.ndarray) -> np.ndarray:
-    t = np.clip((x - edge0) / (edge1 - edge0), 0.0, 1.0)
-    return t * t * (3.0 - 2.0 * t)
-
-
-def add_lesion(vol: np.ndarray, wm: np.ndarray, affine: np.ndarray, seed: int = SEED) -> np.ndarray:
-    """A T1 post-contrast-like lesion: enhancing irregular rim, darker necrotic core, hypointense oedema.
-
-    Built in 3D so that consecutive slices show it growing and shrinking. Deterministic.
-    """
-    rng = np.random.default_rng(seed)
-    out = vol.copy()
-    center = world_to_voxel(affine, LESION_CENTER_RAS)
-    stretch = (1.15, 1.0, 0.9)  # ellipsoid semi-axes, relative (x, y, z)
-    max_reach = 2.5  # oedema never reaches beyond 2.5 radii (see below), so the box holds all of it
-    half = int(np.ceil(LESION_RADIUS_MM * max(stretch) * max_reach)) + 2
-    lo = np.maximum(np.floor(center).astype(int) - half, 0)
-    hi = np.minimum(np.floor(center).astype(int) + half + 1, vol.shape)
-    box = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
-    grid = np.meshgrid(*(np.arange(a, b, dtype=np.float32) for a, b in zip(lo, hi, strict=True)), indexing="ij")
-    offset = [g - c for g, c in zip(grid, center, strict=True)]
-    dist = np.sqrt(sum((o / st) ** 2 for o, st in zip(offset, stretch, strict=True)))
-
-    shape = tuple(hi - lo)
-    # Irregular outline: the radius depends on direction only (smooth noise read on a sphere around the
-    # centre), so the lesion stays one connected, lobulated blob.
-    bumps_field = ndimage.gaussian_filter(rng.standard_normal(shape).astype(np.float32), sigma=3.0)
-    bumps_field /= max(float(bumps_field.std()), 1e-6)
-    norm = np.maximum(np.sqrt(sum(o * o for o in offset)), 1e-3)
-    probe = [c - a + LESION_RADIUS_MM * o / norm for c, a, o in zip(center, lo, offset, strict=True)]
-    bumps = np.clip(ndimage.map_coordinates(bumps_field, probe, order=1, mode="nearest"), -2.0, 2.0)
-    rho = dist / (LESION_RADIUS_MM * (1.0 + 0.2 * bumps))  # ~1 at the rim
-    texture = ndimage.gaussian_filter(rng.standard_normal(shape).astype(np.float32), sigma=1.2)
-    texture /= max(float(texture.std()), 1e-6)
-    fingers = ndimage.gaussian_filter(rng.standard_normal(shape).astype(np.float32), sigma=2.5)
-    fingers = np.clip(fingers / max(float(fingers.std()), 1e-6), -1.5, 1.5)
-
-    tissue = out[box]
-    brain = _smoothstep(0.08, 0.25, tissue)
-    # Oedema: darker, spreads along white matter (finger-like), soft outer edge.
-    reach = 1.0 - _smoothstep(1.0, 2.0 + 0.3 * fingers, dist / LESION_RADIUS_MM)  # ends by 2.45 radii
-    oedema = 0.5 * reach * (0.25 + 0.75 * wm[box]) * brain
-    v = tissue * (1.0 - oedema)
-    # Necrotic core: dark grey, slightly mottled.
-    inside = 1.0 - _smoothstep(0.5, 0.8, rho)
-    core = 0.32 + 0.05 * texture
-    v = v * (1.0 - inside) + core * inside
-    # Enhancing rim: bright, thickness varies a little, Gaussian (soft) edge.
-    rim = np.exp(-(((rho - 0.84) / (0.19 + 0.04 * np.clip(bumps, -1.5, 1.5))) ** 2))
-    v = v + rim * (0.98 + 0.03 * texture - v) * 0.97
-    out[box] = np.clip(v, 0.0, 1.0)
-    return out
-
-
-# --------------------------------------------------------------------------- slicing
-def slice_index(affine: np.ndarray, z_mm: float) -> int:
-    return int(round(world_to_voxel(affine, (0.0, 0.0, z_mm))[2]))
-
-
-def axial_view(vol: np.ndarray, k: int) -> np.ndarray:
-    """Axial slice k as radiologists view it: anterior up, patient's right on the viewer's left."""
-    return vol[:, :, k].T[::-1, ::-1]
-
-
-class Framing:
-    """The same square crop and 256x256 resampling for every slice (so the multi-frame lines up)."""
-
-    def __init__(self, vol: np.ndarray, affine: np.ndarray):
-        footprint = (vol > 0.05).any(axis=2).T[::-1, ::-1]  # axial footprint in view coordinates
-        rows, cols = np.nonzero(footprint)
-        self.center_rc = ((rows.min() + rows.max()) / 2.0, (cols.min() + cols.max()) / 2.0)
-        self.shape = footprint.shape
-        self.affine = affine
-        self.scale = FOV_MM / SIZE  # input pixels (1 mm) per output pixel
-
-    def resample(self, view: np.ndarray) -> np.ndarray:
-        # Output pixel (u, v) centre -> input (view) coordinates, as cv2.warpAffine expects.
-        r0 = self.center_rc[0] - FOV_MM / 2.0 + 0.5 * self.scale - 0.5
-        c0 = self.center_rc[1] - FOV_MM / 2.0 + 0.5 * self.scale - 0.5
-        m = np.array([[self.scale, 0.0, c0], [0.0, self.scale, r0]], dtype=np.float64)
-        out = cv2.warpAffine(view.astype(np.float32), m, (SIZE, SIZE), flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP,
-                             borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
-        return np.clip(out, 0.0, 1.0)
+    def __init__(self, shape: tuple[int, int], spacing: float = NOMINAL_SPACING_MM):
+        self.shape, self.spacing = shape, spacing
 
     def top_left_lps(self, k: int) -> list[float]:
-        """DICOM ImagePositionPatient (LPS, mm) of the centre of output pixel (0, 0) in slice k."""
-        r = self.center_rc[0] - FOV_MM / 2.0 + 0.5 * self.scale - 0.5
-        c = self.center_rc[1] - FOV_MM / 2.0 + 0.5 * self.scale - 0.5
-        nx, ny = self.shape[1], self.shape[0]
-        i, j = nx - 1 - c, ny - 1 - r  # view -> voxel indices
-        x, y, z = (self.affine @ np.array([i, j, k, 1.0]))[:3]  # RAS mm
-        return [round(-x, 4), round(-y, 4), round(z, 4)]
-
-
-def add_noise(img: np.ndarray, seed: int, sigma: float = 0.008) -> np.ndarray:
-    """Mild Rician noise, like magnitude MR images (deterministic)."""
-    rng = np.random.default_rng(seed)
-    re = img + rng.normal(0.0, sigma, img.shape)
-    im = rng.normal(0.0, sigma, img.shape)
-    return np.clip(np.sqrt(re * re + im * im), 0.0, 1.0).astype(np.float32)
+        h, w = self.shape
+        return [round(-(w - 1) / 2 * self.spacing, 4), round(-(h - 1) / 2 * self.spacing, 4),
+                round(k * SLICE_SPACING_MM, 4)]
 
 
 # --------------------------------------------------------------------------- writers
@@ -191,6 +77,13 @@ def to_u8(img: np.ndarray) -> np.ndarray:
 
 def to_stored(img: np.ndarray) -> np.ndarray:
     return np.rint(np.clip(img, 0, 1) * STORED_FULL).astype(np.uint16)
+
+
+def gray(data: Path, dataset: str, file: str) -> np.ndarray:
+    img = cv2.imread(str(data / dataset / file), cv2.IMREAD_GRAYSCALE)
+    if img is None:
+        raise SystemExit(f"cannot read {data / dataset / file}: pass the shared data folder")
+    return img
 
 
 def _uid(*parts: str) -> str:
@@ -213,8 +106,8 @@ def _window(slope: float, intercept: float, monochrome1: bool) -> tuple[float, f
     return round(center, 2), round(width, 2)
 
 
-def dicom_bytes(frames: np.ndarray, *, name: str, framing: Framing, ks: list[int], monochrome1: bool = False,
-                description: str) -> bytes:
+def dicom_bytes(frames: np.ndarray, *, name: str, framing: SliceGeometry, ks: list[int], monochrome1: bool = False,
+                description: str, source: str) -> bytes:
     """frames: (H, W) or (N, H, W) uint16 stored values (MONOCHROME2 sense). Returns a Part-10 file."""
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian, MRImageStorage
@@ -250,7 +143,7 @@ def dicom_bytes(frames: np.ndarray, *, name: str, framing: Framing, ks: list[int
     ds.ReferringPhysicianName = ""
     ds.StudyID = "SAMPLE"
     ds.AccessionNumber = ""
-    ds.StudyDescription = "BrainScan synthetic sample (not patient data)"
+    ds.StudyDescription = "BrainScan sample: public slice, header holds no identifiers"
     ds.Modality = "MR"
     ds.SeriesInstanceUID = _uid(name, "series")
     ds.SeriesNumber = 1
@@ -262,26 +155,24 @@ def dicom_bytes(frames: np.ndarray, *, name: str, framing: Framing, ks: list[int
     ds.Manufacturer = "BrainScan sample generator"
     ds.InstanceNumber = 1
     ds.BurnedInAnnotation = "NO"
-    ds.ImageComments = (
-        "Synthetic sample: MNI ICBM152 2009a T1 template (Copyright (C) 1993-2004 Louis Collins, McConnell Brain "
-        "Imaging Centre, MNI, McGill University) with an artificial lesion. Not patient data. Not for diagnosis."
-    )
-    spacing = round(FOV_MM / SIZE, 6)
+    ds.ImageComments = (f"Pixels: {source}. Header written by BrainScan's sample generator; it holds no "
+                         "identifier of the person scanned. Not for diagnosis.")[:10240]
+    spacing = framing.spacing
     ds.PixelSpacing = [spacing, spacing]
     ds.SliceThickness = 1.0
     ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
     if multi:
         ds.ConversionType = "WSD"
         ds.NumberOfFrames = pixels.shape[0]
-        ds.SpacingBetweenSlices = MULTIFRAME_SPACING_MM
+        ds.SpacingBetweenSlices = SLICE_SPACING_MM
         ds.SliceLocationVector = [framing.top_left_lps(k)[2] for k in ks]
         ds.FrameIncrementPointer = 0x00182005  # Slice Location Vector
         ds.ImagePositionPatient = framing.top_left_lps(ks[0])
     else:
-        ds.ScanningSequence = "RM"  # research mode: an averaged template, not one acquisition
+        ds.ScanningSequence = "RM"  # unknown: the public slice carries no acquisition parameters
         ds.SequenceVariant = "NONE"
         ds.ScanOptions = ""
-        ds.MRAcquisitionType = "3D"
+        ds.MRAcquisitionType = "2D"
         ds.RepetitionTime = ""
         ds.EchoTime = ""
         ds.EchoTrainLength = ""
@@ -328,52 +219,39 @@ def not_mri_photo(seed: int = SEED) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- main
-def build() -> dict[str, bytes]:
+def build(data: Path = DEFAULT_DATA) -> dict[str, bytes]:
     """All sample files as {file name: bytes}."""
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))  # run as a script from anywhere
-    from brainscan.scans.synthetic import phantom
-
-    vol, wm, affine = load_template()
-    vol *= TISSUE_GAIN  # headroom, so the enhancing rim can be brighter than white matter
-    lesioned = add_lesion(vol, wm, affine)
-    framing = Framing(vol, affine)
-
-    def view(volume: np.ndarray, k: int) -> np.ndarray:
-        return add_noise(framing.resample(axial_view(volume, k)), seed=SEED + k)
-
-    k_mid, k_low = slice_index(affine, Z_VENTRICLES), slice_index(affine, Z_SELLA)
-    normal, lesion, sella = view(vol, k_mid), view(lesioned, k_mid), view(vol, k_low)
-    offsets = (np.arange(MULTIFRAME_COUNT) - MULTIFRAME_COUNT // 2) * MULTIFRAME_SPACING_MM
-    ks = [slice_index(affine, Z_VENTRICLES + dz) for dz in offsets]
-    stack = np.stack([view(lesioned, k) for k in ks])
-
-    desc = f"AX T1-like template z={Z_VENTRICLES:g}mm synthetic lesion"
-    files: dict[str, bytes] = {
-        "template_axial_normal.png": png_bytes(to_u8(normal)),
-        "template_axial_sella_normal.png": png_bytes(to_u8(sella)),
-        "template_axial_lesion.png": png_bytes(to_u8(lesion)),
-        "template_axial_lesion_16bit.png": png_bytes(to_stored(lesion)),
-        "template_lesion.dcm": dicom_bytes(to_stored(lesion), name="template_lesion", framing=framing, ks=[k_mid],
-                                           description=desc),
-        "template_monochrome1.dcm": dicom_bytes(to_stored(lesion), name="template_monochrome1", framing=framing,
-                                                ks=[k_mid], monochrome1=True, description=desc + " MONOCHROME1"),
-        "template_multiframe": dicom_bytes(to_stored(stack), name="template_multiframe", framing=framing, ks=ks,
-                                           description=f"AX T1-like template {MULTIFRAME_COUNT} slices lesion"),
-    }
-    img, _ = phantom(SIZE, lesion=True, seed=PHANTOM_SEED)
-    files["phantom_lesion.png"] = png_bytes(to_u8(img))
+    files: dict[str, bytes] = {name: png_bytes(gray(data, *src)) for name, src in REAL_PNGS.items()}
+    flair = gray(data, *REAL_PNGS["lgg_glioma_flair.png"]).astype(np.float32) / 255.0
+    stack = np.stack([gray(data, LGG, f"glioma/flair_{LGG_CASE}_{k:03d}.jpg") for k in LGG_FRAMES])
+    stack = stack.astype(np.float32) / 255.0
+    geometry = SliceGeometry(flair.shape)
+    desc = f"AX FLAIR {LGG_CASE} slice {LGG_SLICE}"
+    files["lgg_glioma_flair_16bit.png"] = png_bytes(to_stored(flair))
+    files["lgg_glioma_flair.dcm"] = dicom_bytes(to_stored(flair), name="lgg_glioma_flair", framing=geometry,
+                                                ks=[LGG_SLICE], description=desc, source=LGG_SOURCE)
+    files["lgg_glioma_monochrome1.dcm"] = dicom_bytes(to_stored(flair), name="lgg_glioma_monochrome1",
+                                                      framing=geometry, ks=[LGG_SLICE], monochrome1=True,
+                                                      description=desc + " MONOCHROME1", source=LGG_SOURCE)
+    files["lgg_glioma_multiframe"] = dicom_bytes(to_stored(stack), name="lgg_glioma_multiframe", framing=geometry,
+                                                 ks=list(LGG_FRAMES), description=f"AX FLAIR {LGG_CASE} slices "
+                                                 f"{LGG_FRAMES[0]}-{LGG_FRAMES[-1]}", source=LGG_SOURCE)
     files["not_mri_photo.png"] = png_bytes(not_mri_photo())
     return files
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("data", nargs="?", type=Path, default=DEFAULT_DATA, help="the shared data folder")
     parser.add_argument("--out", type=Path, default=OUT_DIR, help="output folder (default: sample_images/)")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
+    built = build(args.data)
+    for old in args.out.iterdir():  # files of an earlier set that this one no longer makes
+        if old.is_file() and old.name != "README.md" and old.name not in built:
+            old.unlink()
     total = 0
-    for name, data in build().items():
+    for name, data in built.items():
         (args.out / name).write_bytes(data)
         total += len(data)
         print(f"{name:36s} {len(data):>9,d} bytes")

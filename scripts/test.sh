@@ -4,9 +4,11 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-if [ ! -x /usr/bin/chromium ]; then
+# chromium for the browser tests; poppler-utils (pdftoppm) renders the scan report's PDF in the report tests
+if [ ! -x /usr/bin/chromium ] || ! command -v pdftoppm >/dev/null; then
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
-  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq chromium >/dev/null || { echo "could not install chromium"; exit 1; }
+  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq chromium poppler-utils >/dev/null \
+    || { echo "could not install chromium and poppler-utils"; exit 1; }
 fi
 python -m pip install -q --disable-pip-version-check -r requirements-dev.txt || { echo "pip install failed"; exit 1; }
 

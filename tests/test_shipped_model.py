@@ -62,7 +62,7 @@ def test_sample_images_get_valid_predictions():
     from brainscan.check import check_bytes, load_checker
 
     model = load_checker(str(MODEL))
-    for name in ("template_axial_lesion.png", "template_multiframe", "not_mri_photo.png"):
+    for name in ("lgg_glioma_flair.png", "lgg_glioma_multiframe", "not_mri_photo.png"):
         r = check_bytes(model, (ROOT / "sample_images" / name).read_bytes(), name)
         assert sum(r.prediction.probabilities.values()) == pytest.approx(1.0)
         assert 0 <= r.heatmap.peak[0] < r.scan.pixels.shape[1] and 0 <= r.heatmap.peak[1] < r.scan.pixels.shape[0]
