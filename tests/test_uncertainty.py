@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -104,4 +103,4 @@ def test_uncertainty_command_writes_the_folder(tiny_model, tiny_dataset, tmp_pat
     assert s is not None and set(s["sets"]) == {"val", "test_dedup"}
     assert json.loads((folder / "card.json").read_text())["uncertainty"]["signal"] == s["signal"]
     assert s["cost"]["backend"] in ("litert", "keras")
-    assert sys.modules.get("brainscan.uncertainty") is not None
+    assert s["sets"]["val"]["at_threshold"]["coverage"] >= s["target_coverage_on_val"]  # 90% of validation answered

@@ -98,6 +98,7 @@ def test_scan_check_stays_under_two_seconds(page, app_url):
     drop("warm.png", cv2.imencode(".png", img)[1].tobytes())  # the model loads on the first scan
     seconds = drop("timed.png", cv2.imencode(".png", np.ascontiguousarray(img[::-1]))[1].tobytes())
     no_exception(page)
+    print(f"drop to answer: {seconds:.2f} s")
     assert seconds < 2.0, f"drop to answer took {seconds:.2f} s"
 
 
