@@ -151,3 +151,27 @@ def test_report_pdf_from_the_scan_page(monkeypatch, tiny_model):
     pdf = at.session_state["_report_pdf"]()
     text = " ".join(pypdf.PdfReader(io.BytesIO(pdf)).pages[0].extract_text().split())
     assert "File: case07.png" in text and "not a medical device" in text
+
+
+def test_teaching_scan_path_never_imports_tensorflow(tiny_model):
+    """A library case checked with uncertainty, its outline and its PDF report: LiteRT only, no TensorFlow."""
+    code = (
+        "import sys\n"
+        "from brainscan.runtime.inference import load_model\n"
+        "from brainscan.app.case_check import check_case\n"
+        "from brainscan.app import report\n"
+        "from brainscan.scans import cases\n"
+        "from brainscan.cam.overlay import gradcam_overlay\n"
+        f"m = load_model({tiny_model!r})\n"
+        "assert m.backend == 'litert'\n"
+        "c = cases.load_library()[0]\n"
+        "cc = check_case(m, c)\n"
+        "assert cc.result.uncertainty is not None\n"
+        "ov = cases.draw_outline(gradcam_overlay(cc.result.scan.pixels, cc.result.heatmap.original), cc.mask)\n"
+        "pdf = report.build_pdf(cc.result, ov, 'x', m.card, m.path, cc.result.uncertainty)\n"
+        "assert pdf.startswith(b'%PDF')\n"
+        "print('TF' if 'tensorflow' in sys.modules else 'NO-TF')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "NO-TF"
