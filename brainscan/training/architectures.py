@@ -28,6 +28,12 @@ def _compact(size: int, n_classes: int, weights: str | None, bn_momentum: float)
     return build_compact(size, n_classes, bn_momentum=bn_momentum)
 
 
+def _lite0(size: int, n_classes: int, weights: str | None, bn_momentum: float):
+    from brainscan.training.networks import build_efficientnet_lite0
+
+    return build_efficientnet_lite0(size, n_classes, weights)
+
+
 def _transfer(arch: str) -> Callable:
     def build(size: int, n_classes: int, weights: str | None, bn_momentum: float):
         from brainscan.training.networks import build_transfer
@@ -39,6 +45,8 @@ def _transfer(arch: str) -> Callable:
 
 ARCHITECTURES: dict[str, Architecture] = {a.name: a for a in (
     Architecture("compact", "Compact CNN (0.7 M parameters, fast on a CPU)", False, _compact),
+    Architecture("efficientnet_lite0", "EfficientNet-Lite0 (3.4 M parameters, ImageNet weights offline)", True,
+                 _lite0),
     Architecture("efficientnetb0", "EfficientNet-B0 (4 M parameters, slower)", True, _transfer("efficientnetb0")),
     Architecture("vgg19", "VGG19 (20 M parameters, very slow on a CPU)", True, _transfer("vgg19")),
 )}

@@ -48,6 +48,9 @@ def save_model_folder(keras_model: keras.Model, card: dict, folder: str | os.Pat
     return folder
 
 
+FLOAT16_ABOVE_BYTES = 8 * 2**20  # a float32 LiteRT file larger than this is written with float16 weights
+
+
 def export_lite(keras_model: keras.Model, folder: Path) -> bool:
     """Write model.tflite (outputs: last feature map, logits) and head.npz for brainscan.runtime.lite.
 
@@ -69,7 +72,13 @@ def export_lite(keras_model: keras.Model, folder: Path) -> bool:
                                                             atol=1e-3, rtol=1e-3):
         return False  # something other than pooling + linear sits between the feature map and the logits
     converter = tf.lite.TFLiteConverter.from_keras_model(two)
-    (folder / LITE_FILE).write_bytes(converter.convert())
+    flat = converter.convert()
+    if len(flat) > FLOAT16_ABOVE_BYTES:
+        # Weights stored as float16 (computed in float32 at run time): half the file, logits within ~1e-2.
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+        flat = converter.convert()
+    (folder / LITE_FILE).write_bytes(flat)
     np.savez(folder / HEAD_FILE, kernel=kernel, bias=bias)
     return True
 

