@@ -63,12 +63,18 @@ def cmd_train(args: argparse.Namespace) -> int:
     from brainscan.config import TrainConfig
     from brainscan.training.run import run
 
-    cfg = TrainConfig(data=args.data, out=args.out, arch=args.arch, epochs=args.epochs, img_size=args.img_size,
+    if not args.data and not args.recipe:
+        print("error: train needs --data DIR or --recipe FILE", file=sys.stderr)
+        return 2
+
+    cfg = TrainConfig(data=args.data or "", out=args.out, arch=args.arch, epochs=args.epochs, img_size=args.img_size,
                       weights=args.weights, batch_size=args.batch_size, learning_rate=args.lr,
                       augment=not args.no_augment, seed=args.seed, patience=args.patience, name=args.name or "",
                       max_images=args.max_images, lesions=args.lesions,
                       stripped=args.stripped, randconv=args.randconv,
-                      extra_train=args.extra_train or "", time_limit_s=args.time_limit)
+                      extra_train=args.extra_train or "", time_limit_s=args.time_limit, recipe=args.recipe or "",
+                      holdout_institution=args.holdout_institution or "", steps_per_epoch=args.steps_per_epoch,
+                      guide_cams=args.guide_cams)
     metrics = run(cfg)
     return 0 if metrics else 1  # a stopped run saved no model: scripts must not go on to promote it
 
@@ -244,8 +250,15 @@ def build_parser() -> argparse.ArgumentParser:
     cv.add_argument("--frame", type=int, default=None)
     cv.set_defaults(func=cmd_convert)
 
-    tr = sub.add_parser("train", help="train a model on a dataset folder")
-    tr.add_argument("--data", required=True)
+    tr = sub.add_parser("train", help="train a model on a dataset folder, or on several sources (--recipe)")
+    tr.add_argument("--data", help="dataset folder (with --recipe: the data root, default the recipe's own)")
+    tr.add_argument("--recipe", help="a recipe TOML listing several sources (recipes/v3.toml)")
+    tr.add_argument("--holdout-institution", help="with --recipe: an lgg-tcga institution never trained on (e.g. HT)")
+    tr.add_argument("--steps-per-epoch", type=int, default=D["steps_per_epoch"],
+                    help="with --recipe: balanced batches per epoch (0 = training images / batch size)")
+    tr.add_argument("--guide-cams", type=float, default=D["guide_cams"], metavar="W",
+                    help="with --recipe: weight of a loss that pulls the glioma CAM onto the tumour outlines of "
+                         "the training data (0 = off)")
     tr.add_argument("--out", required=True, help="run folder to create")
     tr.add_argument("--arch", default=D["arch"], choices=ARCHITECTURES)
     tr.add_argument("--epochs", type=int, default=D["epochs"])

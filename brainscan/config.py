@@ -56,6 +56,10 @@ class TrainConfig:
     stripped: float = 0.0  # chance that a training image is shown skull-stripped (scans.preprocess.strip_skull)
     extra_train: str = ""  # a class-folder set whose images join the training part only (never val or test)
     time_limit_s: float = 0  # 0 = none; training stops after this many seconds from its start and keeps the best
+    recipe: str = ""  # a recipe (recipes/v3.toml): several sources at once; data is then its data root ("" = its own)
+    holdout_institution: str = ""  # recipe runs: an lgg-tcga institution kept out of training (a site never seen)
+    steps_per_epoch: int = 0  # recipe runs draw balanced batches; 0 = training images / batch size
+    guide_cams: float = 0.0  # recipe runs: weight of the mask-guided CAM loss (training.guidance); 0 = off
 
 
 TRAIN_DEFAULTS = {f.name: f.default for f in fields(TrainConfig) if f.name not in ("data", "out")}

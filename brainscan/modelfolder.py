@@ -80,6 +80,13 @@ class CardFields:
     def name(self) -> str:
         return str(self.card.get("name", self.path.name))
 
+    @property
+    def tumor_threshold(self) -> float | None:
+        """P(tumor) at or above which the answer is a tumor class (chosen on validation for a target
+        sensitivity); None for older cards, which answer with the most probable class."""
+        value = self.card.get("operating_threshold", {}).get("tumor_probability")
+        return None if value is None else float(value)
+
 
 # --- atomic files ------------------------------------------------------------------------------
 

@@ -101,9 +101,14 @@ def predict_batch(model, inputs: np.ndarray) -> list[Prediction]:
     ptumor = tumor_probability(probs, classes) if "notumor" in classes else np.full(len(probs), np.nan)
     unusual = ood_percentiles(feats, inputs, model.ood)
     scores: list[float | None] = [None] * len(probs) if unusual is None else [float(v) for v in unusual]
+    threshold = model.tumor_threshold if "notumor" in classes else None
     out = []
     for i, p in enumerate(probs):
         k = int(np.argmax(p))
+        if threshold is not None:
+            # The operating point: "tumor" from P(tumor) >= threshold, then the most probable tumor class.
+            notumor = classes.index("notumor")
+            k = notumor if ptumor[i] < threshold else int(np.argmax(np.where(np.arange(len(p)) == notumor, -1, p)))
         out.append(Prediction({c: float(v) for c, v in zip(classes, p, strict=True)}, classes[k], float(ptumor[i]),
                               scores[i], bool(scores[i] is not None and scores[i] >= OOD_THRESHOLD), k))
     return out

@@ -111,15 +111,21 @@ def random_convolution(x: tf.Tensor, p: float = 0.5) -> tf.Tensor:
     return _maybe(n, p, mixed, x)
 
 
-def augment_batch(x: tf.Tensor, randconv: float = 0.0) -> tf.Tensor:
-    x = _flip(x)
-    x = random_affine(x)
+def augment_batch(x: tf.Tensor, randconv: float = 0.0, mask: tf.Tensor | None = None):
+    """Augment a batch; with a mask (N x S x S x 1 tumour outline), it undergoes the same flip and warp and
+    (x, mask) is returned."""
+    if mask is not None:
+        both = random_affine(_flip(tf.concat([x, mask], axis=-1)))
+        x, mask = both[..., :1], both[..., 1:]
+    else:
+        x = random_affine(_flip(x))
     x = random_skull_strip(x, p=0.4)
     head = tf.cast(x > 0.02, tf.float32)
     x = random_intensity(x) * head  # contrast changes stay inside the head; the background stays black
     if randconv > 0:
         x = random_convolution(x, randconv)
-    return random_noise_blur(x)
+    x = random_noise_blur(x)
+    return x if mask is None else (x, mask)
 
 
 def _flip(x: tf.Tensor) -> tf.Tensor:

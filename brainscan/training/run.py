@@ -101,14 +101,21 @@ def run(cfg: TrainConfig) -> dict:
 
 @dataclass
 class Prepared:
-    """What the prepare step hands on: the dataset, its split, and model inputs per part."""
+    """What the prepare step hands on: the classes, the split, and model inputs per part. A folder run
+    keeps its Dataset (ds); a recipe run keeps each input's source item and the sampling weights."""
 
-    ds: data_mod.Dataset
+    ds: data_mod.Dataset | None
     classes: list[str]
     split: dict
     arrays: dict[str, tuple[np.ndarray, np.ndarray]]  # part -> (inputs, class indices)
     x_strip: np.ndarray | None  # skull-stripped copies of the training inputs (cfg.stripped), or None
     extra_info: dict | None  # what --extra-train added
+    items: dict | None = None  # recipe runs: part -> brainscan.training.sources.Item of each input
+    weights: np.ndarray | None = None  # recipe runs: sampling weight of each training input
+    training_data: dict | None = None  # recipe runs: what the card says about the data
+    masks: np.ndarray | None = None  # guided runs: tumour outline (uint8) of each training input
+    has_mask: np.ndarray | None = None  # guided runs: 1 where the outline (or its absence) is known
+    cam_map_size: tuple[int, int] = (0, 0)  # guided runs: the feature map's size (set when the model is built)
 
 
 def _run(cfg: TrainConfig, run_dir: Path) -> dict:
@@ -136,6 +143,8 @@ def _run(cfg: TrainConfig, run_dir: Path) -> dict:
 
 def prepare(cfg: TrainConfig, run_dir: Path) -> Prepared:
     """Dataset -> near-duplicate groups -> grouped split (split.json) -> model inputs per part."""
+    if cfg.recipe:
+        return prepare_from_recipe(cfg, run_dir)
     rng = np.random.default_rng(cfg.seed)
     ds = data_mod.discover(cfg.data)
     classes = list(ds.classes)
@@ -172,14 +181,7 @@ def prepare(cfg: TrainConfig, run_dir: Path) -> Prepared:
         arrays[name] = (x, np.array([classes.index(labels[idx[i]]) for i in ok]))
     x_strip = None
     if cfg.stripped > 0 and "train" in arrays:
-        # A second, skull-stripped and re-cropped copy of every training image (peel depth drawn per image);
-        # each epoch shows it instead of the original with probability cfg.stripped.
-        train_paths = [ds.items[i].path for i in parts["train"]]
-        depths = rng.uniform(0.10, 0.22, len(train_paths))
-        x_strip, ok_strip, _ = prepare_paths(train_paths, cfg.img_size, strip_depths=depths)
-        if len(ok_strip) != len(arrays["train"][0]):
-            x_strip = None  # a file that fails only when stripped: keep it simple and skip the option
-            log("Skull-stripped copies unavailable for some images; training without them.")
+        x_strip = stripped_copies(cfg, [ds.items[i].path for i in parts["train"]], len(arrays["train"][0]), rng)
     extra_info = None
     if cfg.extra_train and "train" in arrays:
         held_out = np.concatenate([parts[k] for k in ("val", "test_dedup", "official_test")])
@@ -193,6 +195,41 @@ def prepare(cfg: TrainConfig, run_dir: Path) -> Prepared:
     return Prepared(ds, classes, split, arrays, x_strip, extra_info)
 
 
+def stripped_copies(cfg: TrainConfig, paths: list[str], expected: int, rng: np.random.Generator) -> np.ndarray | None:
+    """A second, skull-stripped and re-cropped copy of every training image (peel depth drawn per image);
+    each epoch shows it instead of the original with probability cfg.stripped."""
+    depths = rng.uniform(0.10, 0.22, len(paths))
+    x_strip, ok_strip, _ = prepare_paths(paths, cfg.img_size, strip_depths=depths)
+    if len(ok_strip) != expected:
+        log("Skull-stripped copies unavailable for some images; training without them.")
+        return None  # a file that fails only when stripped: keep it simple and skip the option
+    return x_strip
+
+
+def prepare_from_recipe(cfg: TrainConfig, run_dir: Path) -> Prepared:
+    """Several sources at once (brainscan.training.multisource): split by patient and near-duplicate group."""
+    from brainscan.training.multisource import prepare_recipe
+
+    for option, value in (("--extra-train", cfg.extra_train), ("--lesions", cfg.lesions)):
+        if value:
+            raise data_mod.DatasetError(f"{option} is for folder runs; a recipe lists every source itself.")
+    sd = prepare_recipe(cfg.recipe, cfg.data or None, cfg.img_size, cfg.seed, cfg.holdout_institution,
+                        cfg.max_images)
+    write_json(run_dir / "split.json", {"summary": sd.split, "files": sd.files})
+    x_strip = None
+    if cfg.stripped > 0:
+        x_strip = stripped_copies(cfg, sd.train_paths(), len(sd.arrays["train"][0]), np.random.default_rng(cfg.seed))
+    masks = has_mask = None
+    if cfg.guide_cams > 0:
+        from brainscan.training.guidance import mask_targets
+
+        masks, has_mask = mask_targets(sd.items["train"], cfg.img_size)
+        log(f"Guided CAMs: {int(has_mask.sum())} of {len(has_mask)} training inputs have a known outline "
+            f"({sum(1 for it in sd.items['train'] if it.mask)} with a tumour)")
+    return Prepared(None, sd.classes, sd.split, sd.arrays, x_strip, None, sd.items, sd.weights, sd.training_data,
+                    masks, has_mask)
+
+
 def _train_dataset(cfg: TrainConfig, data: Prepared):
     """tf.data of the training part: shuffled, skull-stripped views, synthetic lesions, augmentation."""
     import tensorflow as tf
@@ -201,14 +238,48 @@ def _train_dataset(cfg: TrainConfig, data: Prepared):
 
     x_tr, y_tr = data.arrays["train"]
     classes = data.classes
-    if data.x_strip is not None:
+    if data.weights is not None:
+        # Balanced sampling (recipe runs): each step draws images with probability proportional to their weight,
+        # so every class, and within it every source and sequence, is seen equally often.
+        n_draw = steps_per_epoch(cfg, data) * cfg.batch_size * cfg.epochs
+        draw = np.random.default_rng(cfg.seed).choice(len(x_tr), size=n_draw, p=data.weights / data.weights.sum())
+        views = tf.constant(x_tr) if data.x_strip is None else tf.stack([x_tr, data.x_strip])
+        labels = tf.constant(y_tr)
+        p_strip = cfg.stripped if data.x_strip is not None else 0.0
+        guided = data.masks is not None
+        masks = tf.constant(data.masks if guided else np.zeros((1, 1, 1), np.uint8))
+        has_mask = tf.constant(data.has_mask if guided else np.zeros(1, np.float32))
+        tumor_free = classes.index("notumor") if "notumor" in classes else -1
+
+        def pick(i):
+            stripped = tf.cast(tf.random.uniform(tf.shape(i)) < p_strip, tf.int64)
+            x = tf.gather_nd(views, tf.stack([stripped, i], axis=1)) if p_strip else tf.gather(views, i)
+            y = tf.gather(labels, i)
+            if not guided:
+                return x, y
+            # A stripped view is cropped anew, so its outline no longer lines up: only "no tumour" stays known.
+            known = tf.gather(has_mask, i) * tf.cast((stripped == 0) | (y == tumor_free), tf.float32)
+            return x, y, tf.cast(tf.gather(masks, i), tf.float32)[..., None] / 255.0, known
+
+        train_ds = tf.data.Dataset.from_tensor_slices(draw).batch(cfg.batch_size).map(pick)
+        if guided:
+            from brainscan.training.guidance import CAM_OUTPUT, cam_target
+
+            def augment_guided(x, y, m, known):
+                if cfg.augment:
+                    x, m = augment.augment_batch(x, cfg.randconv, mask=m)
+                return x, {"logits": y, CAM_OUTPUT: cam_target(m, known, data.cam_map_size)}
+
+            return train_ds.map(augment_guided, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    elif data.x_strip is not None:
         p_strip = cfg.stripped
         train_ds = tf.data.Dataset.from_tensor_slices((x_tr, data.x_strip, y_tr)).shuffle(len(x_tr), seed=cfg.seed)
         train_ds = train_ds.map(lambda a, b, y: (tf.where(tf.random.uniform([]) < p_strip, b, a), y))
         log(f"Skull-stripped copies shown {cfg.stripped:.0%} of the time")
     else:
         train_ds = tf.data.Dataset.from_tensor_slices((x_tr, y_tr)).shuffle(len(x_tr), seed=cfg.seed)
-    train_ds = train_ds.batch(cfg.batch_size)
+    if data.weights is None:
+        train_ds = train_ds.batch(cfg.batch_size)
     lesion_class = lesion_target(classes) if cfg.lesions > 0 else None
     if lesion_class is not None:
         notumor = classes.index("notumor")
@@ -220,6 +291,10 @@ def _train_dataset(cfg: TrainConfig, data: Prepared):
                                 num_parallel_calls=tf.data.AUTOTUNE)
     train_ds = train_ds.prefetch(tf.data.AUTOTUNE)
     return train_ds
+
+
+def steps_per_epoch(cfg: TrainConfig, data: Prepared) -> int:
+    return cfg.steps_per_epoch or max(1, int(np.ceil(len(data.arrays["train"][0]) / cfg.batch_size)))
 
 
 def fit(cfg: TrainConfig, run_dir: Path, data: Prepared):
@@ -234,17 +309,31 @@ def fit(cfg: TrainConfig, run_dir: Path, data: Prepared):
     x_tr, y_tr = data.arrays["train"]
     n_classes = len(data.classes)
     counts = np.bincount(y_tr, minlength=n_classes)
-    class_weight = {i: float(len(y_tr) / (n_classes * max(c, 1))) for i, c in enumerate(counts)}
-    train_ds = _train_dataset(cfg, data)
+    class_weight = ({i: float(len(y_tr) / (n_classes * max(c, 1))) for i, c in enumerate(counts)}
+                    if data.weights is None else None)  # recipe runs balance by sampling instead
     x_val, y_val = data.arrays["val"]
-    steps = max(1, int(np.ceil(len(x_tr) / cfg.batch_size))) * cfg.epochs
+    steps = steps_per_epoch(cfg, data) * cfg.epochs
     bn_momentum = bn_momentum_for(steps)
     model = build_model(cfg.arch, cfg.img_size, n_classes, cfg.weights, bn_momentum)
     schedule = keras.optimizers.schedules.CosineDecay(
         cfg.learning_rate * 0.1, steps, warmup_target=cfg.learning_rate, warmup_steps=min(steps // 10, 300))
-    model.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=1e-4),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=["accuracy"])
+    optimizer = keras.optimizers.AdamW(schedule, weight_decay=1e-4)
+    classify = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    trained = model  # what model.fit sees: the model itself, or its guided twin (shared layers)
+    validation = (x_val, y_val)
+    if data.masks is not None:
+        from brainscan.training.guidance import CAM_OUTPUT, cam_loss, guided_model
+
+        trained, data.cam_map_size = guided_model(model, data.classes.index("glioma"))
+        trained.compile(optimizer=optimizer, loss={"logits": classify, CAM_OUTPUT: cam_loss},
+                        loss_weights={"logits": 1.0, CAM_OUTPUT: cfg.guide_cams},
+                        metrics={"logits": ["accuracy"]})
+        no_outline = np.zeros((len(x_val), *data.cam_map_size, 2), np.float32)  # validation: classification only
+        validation = (x_val, {"logits": y_val, CAM_OUTPUT: no_outline})
+        log(f"Guided CAMs: loss weight {cfg.guide_cams}, map {data.cam_map_size}")
+    else:
+        model.compile(optimizer=optimizer, loss=classify, metrics=["accuracy"])
+    train_ds = _train_dataset(cfg, data)
     log(f"Model {cfg.arch}: {model.count_params():,} parameters; training {len(x_tr)} images for up to "
         f"{cfg.epochs} epochs")
     history: dict[str, list[float]] = {}
@@ -259,7 +348,9 @@ def fit(cfg: TrainConfig, run_dir: Path, data: Prepared):
                 log(f"Time limit of {cfg.time_limit_s:.0f} s reached; stopping and keeping the best epoch so far.")
 
         def on_epoch_end(self, epoch, logs=None):
-            for k, v in (logs or {}).items():
+            # A guided twin names its classification figures logits_accuracy, val_logits_loss, ...
+            logs = {k.replace("logits_", ""): v for k, v in (logs or {}).items()}
+            for k, v in logs.items():
                 history.setdefault(k, []).append(float(v))
             elapsed = time.time() - t_fit
             per_epoch = elapsed / (epoch + 1)
@@ -269,12 +360,16 @@ def fit(cfg: TrainConfig, run_dir: Path, data: Prepared):
                 + f" ({per_epoch:.0f} s/epoch)")
 
     t_fit = time.time()
-    model.fit(train_ds, validation_data=(x_val, y_val), epochs=cfg.epochs, class_weight=class_weight, verbose=0,
+    trained.fit(train_ds, validation_data=validation, epochs=cfg.epochs, class_weight=class_weight, verbose=0,
+              steps_per_epoch=steps_per_epoch(cfg, data) if data.weights is not None else None,
               callbacks=[EpochEnd(), keras.callbacks.EarlyStopping(
                   monitor="val_loss", patience=cfg.patience, restore_best_weights=True)])
     if _Stop.requested:
         return None
     return model, history, time.time() - t_fit, bn_momentum
+
+
+TARGET_SENSITIVITY = 0.95  # the operating threshold for "tumor" keeps this share of validation tumors
 
 
 def calibrate(model, data: Prepared) -> tuple[float, dict, dict]:
@@ -302,11 +397,25 @@ def calibrate(model, data: Prepared) -> tuple[float, dict, dict]:
     ood.update(familiarity.fit(x_tr, x_val))
 
     metrics: dict = {"classes": classes, "temperature": temperature, "split": data.split}
+    threshold = None
+    if "notumor" in classes:
+        from brainscan.training.multisource import operating_threshold
+
+        notumor = classes.index("notumor")
+        metrics["operating_threshold"] = operating_threshold(
+            y_val, 1.0 - softmax(l_val, temperature)[:, notumor], notumor, TARGET_SENSITIVITY)
+        threshold = metrics["operating_threshold"].get("tumor_probability")
+        log(f"Operating threshold (validation sensitivity >= {TARGET_SENSITIVITY:.0%}): "
+            f"{metrics['operating_threshold']}")
     for name, (x, y) in data.arrays.items():
         if name == "train":
             continue
         feats, logits = infer(x)
         m = classification_metrics(y, softmax(logits, temperature), classes)
+        if data.items is not None:
+            from brainscan.training.multisource import breakdown
+
+            m["by_source"] = breakdown(data.items[name], y, softmax(logits, temperature), classes, threshold)
         m["ece_uncalibrated"] = classification_metrics(y, softmax(logits, 1.0), classes)["ece"]
         m["flagged_unfamiliar"] = float(np.mean(ood_percentiles(feats, x, ood) >= OOD_THRESHOLD))
         metrics[name] = m
@@ -323,20 +432,30 @@ def model_card(cfg: TrainConfig, run_dir: Path, data: Prepared, model, history: 
 
     ds, classes, split, extra_info = data.ds, data.classes, data.split, data.extra_info
     headline = metrics.get("test_dedup") or metrics["val"]
-    return {
+    if ds is None:  # a recipe run
+        training_data = data.training_data
+        split_card = {"method": "grouped by patient (lgg-tcga case, ms-ljubljana patient, IXI subject) and by "
+                                "near-duplicate group (pHash Hamming <= 6; across sources or patients only when "
+                                "the pixels correlate); every source in validation and test; brain-tumor-mri's "
+                                "official Testing images without a near-duplicate in its Training are test_dedup",
+                      **split, "seed": cfg.seed}
+    else:
+        training_data = {"folder": os.path.abspath(cfg.data), "images": len(ds.items), "counts": ds.counts(),
+                         **({"extra_training_images": extra_info} if extra_info else {})}
+        split_card = {"method": f"near-duplicate groups (pHash Hamming <= {data_mod.NEAR_DUPLICATE_BITS}) kept on "
+                                "one side; official Testing images whose group touches Training excluded from "
+                                "test_dedup", **split, "seed": cfg.seed}
+    card = {
         "name": cfg.name or run_dir.name, "architecture": cfg.arch, "classes": classes, "input_size": cfg.img_size,
         "input_channels": 1, "parameters": int(model.count_params()),
         "preprocessing": "brainscan.preprocess.prepare: grayscale, Gaussian blur, Otsu threshold, largest contour, "
                          "square brain crop with 6% margin, resize, 1-99.5 percentile intensity normalisation",
-        "training_data": {"folder": os.path.abspath(cfg.data), "images": len(ds.items), "counts": ds.counts(),
-                          **({"extra_training_images": extra_info} if extra_info else {})},
-        "split": {"method": f"near-duplicate groups (pHash Hamming <= {data_mod.NEAR_DUPLICATE_BITS}) kept on one "
-                            "side; official Testing images whose group touches Training excluded from test_dedup",
-                  **split, "seed": cfg.seed},
+        "training_data": training_data,
+        "split": split_card,
         "training": {"epochs_run": len(history.get("loss", [])), "epochs_max": cfg.epochs,
                      "batch_size": cfg.batch_size, "learning_rate": cfg.learning_rate, "augmentation": cfg.augment,
                      "synthetic_lesions": cfg.lesions, "skull_stripped_share": cfg.stripped,
-                     "random_convolution": cfg.randconv,
+                     "random_convolution": cfg.randconv, "steps_per_epoch": cfg.steps_per_epoch or None,
                      "batchnorm_momentum": bn_momentum,
                      "weights": cfg.weights, "seconds": round(train_s), "machine": f"{platform.machine()}, "
                      f"{os.cpu_count()} CPU cores", "command": " ".join(["python -m brainscan"] + sys.argv[1:])},
@@ -345,6 +464,12 @@ def model_card(cfg: TrainConfig, run_dir: Path, data: Prepared, model, history: 
         "scores": {k: _card_scores(v) for k, v in metrics.items() if isinstance(v, dict) and "accuracy" in v},
         "unfamiliar_check": familiarity.UNFAMILIAR_CHECK,
     }
+    if metrics.get("operating_threshold"):
+        card["operating_threshold"] = metrics["operating_threshold"]
+    by_source = {k: metrics[k]["by_source"] for k in data.arrays if "by_source" in metrics.get(k, {})}
+    if by_source:
+        card["scores_by_source"] = by_source
+    return card
 
 
 def export(model, card: dict, ood: dict, run_dir: Path) -> None:

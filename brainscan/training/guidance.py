@@ -1,0 +1,79 @@
+"""Mask-guided CAM training (optional, recipe runs: `train --guide-cams W`).
+
+A classifier trained on labels alone may look anywhere that separates its classes; its Grad-CAM then
+points at whatever that was. Where the training data has tumour outlines (lgg-tcga-slices: a FLAIR
+abnormality mask per glioma slice), this adds a second loss on the same head, in the spirit of guided
+attention with external supervision (Li et al., "Tell me where to look", CVPR 2018): the per-position
+glioma logit L_ij = A_ij . w_glioma + b_glioma (the map whose positive part is the closed-form Grad-CAM
+of brainscan.cam.headcam) is pushed up inside the outline and down elsewhere, by a binary cross-entropy
+against the fraction of each feature-map cell the outline covers. Tumour-free images are outlines with
+nothing in them (their whole map is pushed down); tumour images without an outline add no such loss.
+
+The network that is saved is unchanged (pooling and one linear layer), so the LiteRT runtime and the
+closed-form CAMs apply as before. External test sets (BRATS) never give their masks to training.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from brainscan.scans.batch import load_gray
+from brainscan.scans.preprocess import crop_square, prepare, resize
+
+CAM_OUTPUT = "cam"
+
+
+def mask_input(image_path: str, mask_path: str, size: int) -> np.ndarray:
+    """The tumour outline in model-input geometry: the image's own crop box applied to its mask."""
+    box = prepare(load_gray(image_path), size, keep_steps=False).box
+    mask = cv2.imread(mask_path, cv2.IMREAD_GRAYSCALE)
+    if mask is None:
+        raise FileNotFoundError(f"Cannot read the mask {mask_path}.")
+    return resize(crop_square((mask > 0).astype(np.float32), box), size)
+
+
+def mask_targets(items, size: int, tumor_free: str = "notumor") -> tuple[np.ndarray, np.ndarray]:
+    """Per training input: its outline at input size (uint8 0/255) and whether it has one (1: an outline,
+    or tumour-free so an empty one; 0: a tumour without an outline, no guidance)."""
+    masks = np.zeros((len(items), size, size), np.uint8)
+    has = np.zeros(len(items), np.float32)
+    for i, it in enumerate(items):
+        if it.mask:
+            masks[i] = (mask_input(it.path, it.mask, size) > 0.5).astype(np.uint8) * 255
+            has[i] = 1.0
+        elif it.label == tumor_free:
+            has[i] = 1.0
+    return masks, has
+
+
+def guided_model(model, class_index: int):
+    """A training twin of `model` with a second output: the per-position logit map of one class, computed
+    by the model's own final linear layer on the feature map it pools (shared weights, nothing new)."""
+    import keras
+
+    from brainscan.modelfolder import FEATURES_LAYER
+
+    fmap = model.get_layer(FEATURES_LAYER).input
+    dense = model.layers[-1]
+    per_position = dense(fmap)  # N x h x w x classes: the linear head at every position
+    cam = keras.layers.Lambda(lambda t: t[..., class_index : class_index + 1], name=CAM_OUTPUT)(per_position)
+    return keras.Model(model.inputs, {"logits": model.output, CAM_OUTPUT: cam}), tuple(fmap.shape[1:3])
+
+
+def cam_loss(y_true, y_pred):
+    """y_true: N x h x w x 2 (covered fraction, weight); y_pred: N x h x w x 1 logits. Mean weighted BCE."""
+    import tensorflow as tf
+
+    target, weight = y_true[..., 0], y_true[..., 1]
+    bce = tf.nn.sigmoid_cross_entropy_with_logits(labels=target, logits=y_pred[..., 0])
+    return tf.reduce_mean(weight * bce, axis=[1, 2])
+
+
+def cam_target(mask, has, map_size: tuple[int, int]):
+    """Augmented N x S x S x 1 outline (0..1) -> N x h x w x 2 (covered fraction per cell, weight)."""
+    import tensorflow as tf
+
+    frac = tf.image.resize(mask, map_size, method="area")
+    weight = tf.ones_like(frac) * tf.reshape(tf.cast(has, tf.float32), [-1, 1, 1, 1])
+    return tf.concat([frac, weight], axis=-1)
