@@ -117,7 +117,22 @@ def cmd_external(args: argparse.Namespace) -> int:
         result["brats"] = evaluate_brats(args.brats, model, max_per_sequence=args.max_per_sequence,
                                          patients=patients or None)
     if args.yes_no:
-        result["yes_no"] = evaluate_yes_no(args.yes_no, model, args.dedup_against)
+        against = list(args.dedup_against or [])
+        if args.recipe:  # every training source of the recipe
+            from brainscan.training.sources import load_recipe
+
+            against += [str(s.path) for s in load_recipe(args.recipe, args.data_root).sources]
+        result["yes_no"] = evaluate_yes_no(args.yes_no, model, against)
+    if args.recipe:
+        from brainscan.evaluation.pointing import evaluate_outlined_slices
+        from brainscan.training.sources import load_recipe
+
+        recipe = load_recipe(args.recipe, args.data_root)
+        split = json.loads((Path(model.path) / "split.json").read_text()).get("files", {})
+        for src in recipe.sources:
+            if src.mask_column and src.csv:
+                result["outlined_slices"] = evaluate_outlined_slices(
+                    model, str(recipe.data_root), split, src.csv, str(Path(src.path).relative_to(recipe.data_root)))
     attach_to_model(str(model.path), result)
     write_markdown(model.path)
     print(json.dumps(json.loads((model.path / "card.json").read_text())["external"], indent=2))
@@ -296,7 +311,11 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--brats-patients", metavar="P1,P2",
                     help="count only these patients (those a model trained with --extra-train did not see)")
     ex.add_argument("--yes-no")
-    ex.add_argument("--dedup-against", help="drop yes/no images with a near-duplicate in this folder")
+    ex.add_argument("--dedup-against", action="append",
+                    help="drop yes/no images with a near-duplicate in this folder (repeatable)")
+    ex.add_argument("--recipe", help="the recipe the model was trained with: dedup against all of its sources, and "
+                                     "the pointing game on its outlined test slices (lgg-tcga-slices)")
+    ex.add_argument("--data-root", help="with --recipe: where its sources are (default: the recipe's own)")
     ex.add_argument("--max-per-sequence", type=int, default=0)
     ex.set_defaults(func=cmd_external)
 

@@ -71,7 +71,7 @@ def test_yes_no_evaluation_removes_near_duplicates_of_training(tiny_model, tmp_p
 
 
 def test_brightest_point_finds_a_bright_blob_not_a_single_hot_pixel():
-    from brainscan.evaluation.external import brightest_point
+    from brainscan.evaluation.pointing import brightest_point
 
     img = np.zeros((40, 60), np.float32)
     img[20:30, 40:50] = 0.8  # a bright lesion-sized blob

@@ -13,34 +13,25 @@ import cv2
 import numpy as np
 
 from brainscan.evaluation.metrics import binary_metrics
+from brainscan.evaluation.pointing import PointingTally
 from brainscan.modelfolder import write_json
+from brainscan.runtime.inference import predict, run_model
 from brainscan.scans import datasets as data_mod
-from brainscan.scans.batch import load_gray
+from brainscan.scans.batch import load_gray, prepare_paths
 from brainscan.scans.preprocess import prepare
 
-POINTING_TOLERANCE_PX = 8  # a peak this close to the mask also counts in the tolerant variant
 
-
-def _tumor_class(probabilities: dict[str, float]) -> str:
-    """The most likely tumor class: the one whose evidence the heatmap should show."""
-    return max((c for c in probabilities if c != "notumor"), key=lambda c: probabilities[c])
-
-
-def brightest_point(img: np.ndarray) -> tuple[int, int]:
-    """(x, y) of the brightest spot after a 5 px Gaussian blur: a model-free pointing baseline (lesions
-    are bright on FLAIR), so a heatmap's hit rate can be read against it."""
-    blurred = cv2.GaussianBlur(img.astype(np.float32), (0, 0), 5)
-    y, x = np.unravel_index(int(blurred.argmax()), blurred.shape)
-    return int(x), int(y)
+def _threshold(model) -> float:
+    """The model's operating threshold for "tumor" (older cards: 0.5)."""
+    t = getattr(model, "tumor_threshold", None)
+    return 0.5 if t is None else float(t)
 
 
 def evaluate_brats(root: str, model, cam_method: str = "gradcam", max_per_sequence: int = 0,
                    patients: list[str] | None = None) -> dict:
-    """Tumor vs tumor-free per sequence, by patient, and the Grad-CAM pointing game on tumor slices.
-    With patients, only those patients' slices count (the held-out ones when others were trained on)."""
-    from brainscan.cam.heatmap import heatmap
-    from brainscan.runtime.inference import predict
-
+    """Tumor vs tumor-free per sequence, by patient, at the operating threshold, and the Grad-CAM pointing
+    game on tumor slices (brainscan.evaluation.pointing). With patients, only those patients' slices count
+    (the held-out ones when others were trained on)."""
     root_path = Path(root)
     with open(root_path / "labels.csv", newline="") as f:
         rows = list(csv.DictReader(f))
@@ -49,13 +40,15 @@ def evaluate_brats(root: str, model, cam_method: str = "gradcam", max_per_sequen
         if unknown:
             raise data_mod.DatasetError(f"No slices of patient(s) {', '.join(unknown)} in {root}.")
         rows = [r for r in rows if r["patient"] in patients]
-    out: dict = {"data": str(root_path), "cam_method": cam_method, "sequences": {},
+    threshold = _threshold(model)
+    out: dict = {"data": str(root_path), "cam_method": cam_method, "threshold": threshold, "sequences": {},
                  **({"patients": sorted(set(patients))} if patients else {})}
     for seq in sorted({r["sequence"] for r in rows}):
         subset = [r for r in rows if r["sequence"] == seq]
         if max_per_sequence:
             subset = subset[:max_per_sequence]
-        y, p, hits, hits_tol, slice_patients, flagged, bright_hits = [], [], [], [], [], [], []
+        y, p, slice_patients, flagged = [], [], [], []
+        tally = PointingTally()
         for r in subset:
             img = load_gray(str(root_path / r["image"]))
             prepared = prepare(img, model.size)
@@ -66,17 +59,10 @@ def evaluate_brats(root: str, model, cam_method: str = "gradcam", max_per_sequen
             slice_patients.append(r["patient"])
             if r["label"] == "tumor":
                 mask = cv2.imread(str(root_path / r["mask_wt"]), cv2.IMREAD_GRAYSCALE) > 0
-                k = model.classes.index(_tumor_class(pred.probabilities))
-                x0, y0 = heatmap(model, prepared, k, cam_method).peak
-                hits.append(bool(mask[y0, x0]))
-                dist = cv2.distanceTransform((~mask).astype(np.uint8), cv2.DIST_L2, 5)
-                hits_tol.append(bool(dist[y0, x0] <= POINTING_TOLERANCE_PX))
-                bright_hits.append(bool(mask[brightest_point(img)[::-1]]))
+                tally.add(model, img, prepared, pred.probabilities, mask, cam_method)
         y_arr, p_arr = np.array(y), np.array(p)
-        m = binary_metrics(y_arr, p_arr)
-        m["pointing_game"] = {"n": len(hits), "hit_rate": float(np.mean(hits)) if hits else None,
-                              f"hit_rate_within_{POINTING_TOLERANCE_PX}px": float(np.mean(hits_tol)) if hits else None,
-                              "baseline_brightest_point": float(np.mean(bright_hits)) if hits else None}
+        m = binary_metrics(y_arr, p_arr, threshold)
+        m["pointing_game"] = tally.summary()
         per_patient = {}
         for pat in sorted(set(slice_patients)):
             idx = [i for i, q in enumerate(slice_patients) if q == pat]
@@ -88,23 +74,35 @@ def evaluate_brats(root: str, model, cam_method: str = "gradcam", max_per_sequen
     return out
 
 
-def evaluate_yes_no(root: str, model, dedup_against: str | None = None) -> dict:
-    """Binary accuracy/F1/AUC on a yes/no folder, after removing near-duplicates of the training data."""
-    from brainscan.runtime.inference import run_model
-    from brainscan.scans.batch import prepare_paths
+def near_duplicates_of(paths: list[str], against: list[str], min_correlation: float = 0.95) -> dict:
+    """Which of paths have a near-duplicate among the reference images: a pHash within NEAR_DUPLICATE_BITS
+    proposes a pair, and it counts when the 64x64 pixels correlate at min_correlation or more (a hash alone
+    over-matches MRI slices). Returns {"by_hash": mask, "confirmed": mask} over paths."""
+    from brainscan.training.sources import pixel_correlation, thumbnail
 
+    best, nearest = data_mod.hamming_matrix_min(data_mod.hash_all(paths), data_mod.hash_all(against))
+    by_hash = best <= data_mod.NEAR_DUPLICATE_BITS
+    confirmed = np.zeros(len(paths), bool)
+    for i in np.flatnonzero(by_hash):
+        confirmed[i] = pixel_correlation(thumbnail(paths[i]), thumbnail(against[int(nearest[i])])) >= min_correlation
+    return {"by_hash": by_hash, "confirmed": confirmed}
+
+
+def evaluate_yes_no(root: str, model, dedup_against: list[str] | str | None = None) -> dict:
+    """Binary accuracy/F1/AUC on a yes/no folder at the operating threshold, without the images that
+    near-duplicate any training folder given (pHash proposes, pixels confirm; both counts reported)."""
     ds = data_mod.discover(root)
     paths = [it.path for it in ds.items]
+    folders = [dedup_against] if isinstance(dedup_against, str) else list(dedup_against or [])
     keep = np.ones(len(paths), bool)
-    removed = 0
-    if dedup_against:
-        ref = data_mod.discover(dedup_against)
-        ref_hashes = data_mod.hash_all([it.path for it in ref.items])
-        best, _ = data_mod.hamming_matrix_min(data_mod.hash_all(paths), ref_hashes)
-        keep = best > data_mod.NEAR_DUPLICATE_BITS
-        removed = int((~keep).sum())
-    info = {"data": root, "images": len(paths), "removed_near_duplicates_of_training": removed,
-            "dedup_against": dedup_against}
+    by_hash = 0
+    if folders:
+        ref = [it.path for f in folders for it in data_mod.discover(f, min_classes=1).items]
+        dup = near_duplicates_of(paths, ref)
+        keep = ~dup["confirmed"]
+        by_hash = int(dup["by_hash"].sum())
+    info = {"data": root, "images": len(paths), "removed_near_duplicates_of_training": int((~keep).sum()),
+            "proposed_by_hash_only": by_hash, "dedup_against": folders}
     kept = [p for p, k in zip(paths, keep, strict=True) if k]
     if not kept:
         return {**info, "n": 0, "message": "Every image is a near-duplicate of the training data."}
@@ -112,9 +110,9 @@ def evaluate_yes_no(root: str, model, dedup_against: str | None = None) -> dict:
     inputs, ok, errors = prepare_paths(kept, model.size)
     preds = run_model(model, inputs)
     y = np.array([labels[i] != "notumor" for i in ok], int)
-    m = binary_metrics(y, np.array([pr.tumor_probability for pr in preds]))
+    m = binary_metrics(y, np.array([pr.tumor_probability for pr in preds]), _threshold(model))
     m["flagged_unfamiliar"] = float(np.mean([pr.out_of_distribution for pr in preds]))
-    m.update(info, unreadable=len(errors))
+    m.update(info, unreadable=len(errors), threshold=_threshold(model))
     return m
 
 
@@ -128,15 +126,25 @@ def attach_to_model(model_dir: str, external: dict) -> None:
     card = json.loads((folder / "card.json").read_text())
     summary = {}
     for seq, m in external.get("brats", {}).get("sequences", {}).items():
+        pg = m["pointing_game"]
         summary[f"brats_{seq}"] = {"n": m["n"], "tumor_roc_auc": m.get("roc_auc"),
-                                   "pointing_game_hit_rate": m["pointing_game"]["hit_rate"],
+                                   "sensitivity": m.get("sensitivity"), "specificity": m.get("specificity"),
+                                   "pointing_game_hit_rate": pg["hit_rate"],
+                                   "pointing_baseline_brightest": pg.get("baseline_brightest_point"),
+                                   "pointing_baseline_random": pg.get("baseline_random_point_in_head"),
                                    "flagged_unfamiliar": m["flagged_unfamiliar"]}
     if "yes_no" in external:
         m = external["yes_no"]
-        summary["yes_no_dedup"] = {"n": m["n"], "accuracy": m["accuracy"], "f1": m["f1"],
+        summary["yes_no_dedup"] = {"n": m["n"], "accuracy": m.get("accuracy"), "f1": m.get("f1"),
                                    "tumor_roc_auc": m.get("roc_auc"),
                                    "removed_near_duplicates": m["removed_near_duplicates_of_training"],
-                                   "flagged_unfamiliar": m["flagged_unfamiliar"]}
+                                   "flagged_unfamiliar": m.get("flagged_unfamiliar")}
+    for part, seqs in external.get("outlined_slices", {}).get("parts", {}).items():
+        for seq, pg in seqs.items():
+            summary[f"lgg_{part}_{seq}_pointing"] = {
+                "n": pg["n"], "pointing_game_hit_rate": pg["hit_rate"],
+                "pointing_baseline_brightest": pg.get("baseline_brightest_point"),
+                "pointing_baseline_random": pg.get("baseline_random_point_in_head")}
     card["external"] = summary
     card["limitations"] = measured_limitations(summary)
     write_json(folder / "card.json", card)
@@ -144,9 +152,8 @@ def attach_to_model(model_dir: str, external: dict) -> None:
 
 def measured_limitations(summary: dict) -> list[str]:
     """Plain sentences built from the measured external figures (no figure is typed by hand)."""
-    out = ["The training set's classes come from different source collections (tumor classes mostly contrast T1 "
-           "from one collection, no-tumor images from others), so the model can learn a source's look instead of "
-           "the tumor."]
+    out = ["Meningioma and pituitary tumors are learned from one collection only (brain-tumor-mri, mostly contrast "
+           "T1), so those two answers rest on that collection's look; glioma and no-tumor come from several."]
     for key, m in summary.items():
         if key.startswith("brats_") and (m.get("tumor_roc_auc") or 0) < 0.9:
             seq = {"brats_flair": "FLAIR", "brats_t1c": "contrast T1"}.get(key, key)

@@ -1,0 +1,95 @@
+"""The pointing game: does the heatmap's peak fall inside the tumour outline? Read against two model-free
+guesses on the same slices: the brightest spot after a 5 px blur (lesions are bright on FLAIR) and a random
+point inside the head (its hit rate is the outline's share of the head's area).
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from brainscan.cam.heatmap import heatmap
+from brainscan.runtime.inference import predict
+from brainscan.scans.batch import load_gray
+from brainscan.scans.preprocess import prepare
+
+POINTING_TOLERANCE_PX = 8  # a peak this close to the outline also counts in the tolerant variant
+HEAD_LEVEL = 0.05  # pixels brighter than this (of 1) are inside the head, for the random-point baseline
+
+
+def tumor_class(probabilities: dict[str, float]) -> str:
+    """The most likely tumor class: the one whose evidence the heatmap should show."""
+    return max((c for c in probabilities if c != "notumor"), key=lambda c: probabilities[c])
+
+
+def brightest_point(img: np.ndarray) -> tuple[int, int]:
+    """(x, y) of the brightest spot after a 5 px Gaussian blur."""
+    blurred = cv2.GaussianBlur(img.astype(np.float32), (0, 0), 5)
+    y, x = np.unravel_index(int(blurred.argmax()), blurred.shape)
+    return int(x), int(y)
+
+
+def random_point_hit_rate(img: np.ndarray, mask: np.ndarray) -> float:
+    """Chance that a point drawn uniformly inside the head falls in the outline."""
+    head = cv2.GaussianBlur(img.astype(np.float32), (0, 0), 2) > HEAD_LEVEL
+    return float((mask & head).sum() / max(head.sum(), 1))
+
+
+@dataclass
+class PointingTally:
+    hits: list[bool] = field(default_factory=list)
+    hits_tolerant: list[bool] = field(default_factory=list)
+    brightest: list[bool] = field(default_factory=list)
+    random: list[float] = field(default_factory=list)
+
+    def add(self, model, img: np.ndarray, prepared, probabilities: dict[str, float], mask: np.ndarray,
+            cam_method: str = "gradcam") -> None:
+        k = model.classes.index(tumor_class(probabilities))
+        x0, y0 = heatmap(model, prepared, k, cam_method).peak
+        self.hits.append(bool(mask[y0, x0]))
+        dist = cv2.distanceTransform((~mask).astype(np.uint8), cv2.DIST_L2, 5)
+        self.hits_tolerant.append(bool(dist[y0, x0] <= POINTING_TOLERANCE_PX))
+        self.brightest.append(bool(mask[brightest_point(img)[::-1]]))
+        self.random.append(random_point_hit_rate(img, mask))
+
+    def summary(self) -> dict:
+        if not self.hits:
+            return {"n": 0, "hit_rate": None}
+        return {"n": len(self.hits), "hit_rate": float(np.mean(self.hits)),
+                f"hit_rate_within_{POINTING_TOLERANCE_PX}px": float(np.mean(self.hits_tolerant)),
+                "baseline_brightest_point": float(np.mean(self.brightest)),
+                "baseline_random_point_in_head": float(np.mean(self.random))}
+
+
+def evaluate_outlined_slices(model, data_root: str, split_files: dict[str, list[str]], csv_name: str,
+                             source_dir: str, parts: tuple[str, ...] = ("test", "institution_holdout"),
+                             cam_method: str = "gradcam") -> dict:
+    """Pointing game per part and sequence on a source's outlined tumour slices that the model was not trained
+    on (its split.json parts), e.g. lgg-tcga-slices test patients and the held-out institution."""
+    root = Path(data_root) / source_dir
+    with open(root / csv_name, newline="") as f:
+        rows = list(csv.DictReader(f))
+    masks = {r["file"]: r["mask"] for r in rows if r.get("mask")}
+    seq_of = {r["file"]: r.get("sequence", "unknown") for r in rows}
+    out: dict = {"data": str(root), "cam_method": cam_method, "parts": {}}
+    for part in parts:
+        tallies: dict[str, PointingTally] = {}
+        for rel in split_files.get(part, []):
+            if not rel.startswith(source_dir + "/"):
+                continue
+            inner = rel[len(source_dir) + 1:]
+            if inner not in masks:
+                continue
+            img = load_gray(str(root / inner))
+            mask = cv2.imread(str(root / masks[inner]), cv2.IMREAD_GRAYSCALE) > 0
+            prepared = prepare(img, model.size)
+            pred = predict(model, prepared.input)
+            tallies.setdefault(seq_of.get(inner, "unknown"), PointingTally()).add(
+                model, img, prepared, pred.probabilities, mask, cam_method)
+        if tallies:
+            out["parts"][part] = {seq: t.summary() for seq, t in sorted(tallies.items())}
+    return out
