@@ -9,7 +9,6 @@ import csv
 import json
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from brainscan.evaluation.metrics import binary_metrics
@@ -58,7 +57,7 @@ def evaluate_brats(root: str, model, cam_method: str = "gradcam", max_per_sequen
             flagged.append(pred.out_of_distribution)
             slice_patients.append(r["patient"])
             if r["label"] == "tumor":
-                mask = cv2.imread(str(root_path / r["mask_wt"]), cv2.IMREAD_GRAYSCALE) > 0
+                mask = load_gray(str(root_path / r["mask_wt"])) > 0.5
                 tally.add(model, img, prepared, pred.probabilities, mask, cam_method)
         y_arr, p_arr = np.array(y), np.array(p)
         m = binary_metrics(y_arr, p_arr, threshold)

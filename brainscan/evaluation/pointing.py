@@ -85,7 +85,7 @@ def evaluate_outlined_slices(model, data_root: str, split_files: dict[str, list[
             if inner not in masks:
                 continue
             img = load_gray(str(root / inner))
-            mask = cv2.imread(str(root / masks[inner]), cv2.IMREAD_GRAYSCALE) > 0
+            mask = load_gray(str(root / masks[inner])) > 0.5
             prepared = prepare(img, model.size)
             pred = predict(model, prepared.input)
             tallies.setdefault(seq_of.get(inner, "unknown"), PointingTally()).add(

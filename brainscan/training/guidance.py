@@ -15,7 +15,6 @@ closed-form CAMs apply as before. External test sets (BRATS) never give their ma
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 
 from brainscan.scans.batch import load_gray
@@ -27,10 +26,8 @@ CAM_OUTPUT = "cam"
 def mask_input(image_path: str, mask_path: str, size: int) -> np.ndarray:
     """The tumour outline in model-input geometry: the image's own crop box applied to its mask."""
     box = prepare(load_gray(image_path), size, keep_steps=False).box
-    mask = cv2.imread(mask_path, cv2.IMREAD_GRAYSCALE)
-    if mask is None:
-        raise FileNotFoundError(f"Cannot read the mask {mask_path}.")
-    return resize(crop_square((mask > 0).astype(np.float32), box), size)
+    mask = load_gray(mask_path) > 0.5
+    return resize(crop_square(mask.astype(np.float32), box), size)
 
 
 def mask_targets(items, size: int, tumor_free: str = "notumor") -> tuple[np.ndarray, np.ndarray]:

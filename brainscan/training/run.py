@@ -361,9 +361,9 @@ def fit(cfg: TrainConfig, run_dir: Path, data: Prepared):
 
     t_fit = time.time()
     trained.fit(train_ds, validation_data=validation, epochs=cfg.epochs, class_weight=class_weight, verbose=0,
-              steps_per_epoch=steps_per_epoch(cfg, data) if data.weights is not None else None,
-              callbacks=[EpochEnd(), keras.callbacks.EarlyStopping(
-                  monitor="val_loss", patience=cfg.patience, restore_best_weights=True)])
+                steps_per_epoch=steps_per_epoch(cfg, data) if data.weights is not None else None,
+                callbacks=[EpochEnd(), keras.callbacks.EarlyStopping(
+                    monitor="val_loss", patience=cfg.patience, restore_best_weights=True)])
     if _Stop.requested:
         return None
     return model, history, time.time() - t_fit, bn_momentum
