@@ -333,13 +333,7 @@ def render_markdown(card: ModelCard, files: list[str] | None = None) -> str:
     td = card.get("training_data", {})
     sp = card.get("split", {})
     tr = card.get("training", {})
-    lines += ["", "## Training data and split", "",
-              f"- Data: {td.get('folder')} ({td.get('images')} images: {td.get('counts')})",
-              f"- Split: {sp.get('method')}",
-              f"- Sizes: train {sp.get('train')}, validation {sp.get('val')}, "
-              f"deduplicated test {sp.get('test_dedup')}, official Testing {sp.get('official_test')}",
-              f"- Official Testing images with a near-duplicate in Training: "
-              f"{sp.get('official_test_with_near_duplicate_in_training')} of {sp.get('official_test')}",
+    lines += ["", "## Training data and split", ""] + _data_lines(td, sp) + [
               f"- Training: {tr.get('epochs_run')} epochs (max {tr.get('epochs_max')}), batch {tr.get('batch_size')}, "
               f"learning rate {tr.get('learning_rate')}, augmentation {tr.get('augmentation')}, "
               f"{tr.get('seconds')} s on {tr.get('machine')}",
@@ -348,9 +342,10 @@ def render_markdown(card: ModelCard, files: list[str] | None = None) -> str:
     lines += ["", "## Scores", "",
               "| set | n | accuracy | tumor ROC AUC | sensitivity at 95% specificity | ECE | flagged unfamiliar |",
               "|---|---|---|---|---|---|---|"]
-    names = {"test_dedup": "deduplicated test (headline)", "official_test": "official Testing (leaky)",
+    names = {"test_dedup": "brain-tumor-mri deduplicated test (headline)", "official_test": "official Testing (leaky)",
+             "test": "test, all sources", "institution_holdout": "lgg-tcga institution never trained on",
              "val": "validation"}
-    for key in ("test_dedup", "official_test", "val"):
+    for key in names:
         s = card.get("scores", {}).get(key)
         if s:
             lines.append(f"| {names[key]} | {s['n']} | {_pct(s['accuracy'])} | {_num(s.get('tumor_roc_auc'))} | "
@@ -358,20 +353,63 @@ def render_markdown(card: ModelCard, files: list[str] | None = None) -> str:
                          f"{_pct(s.get('flagged_unfamiliar'))} |")
     lines += ["", f"Calibration: temperature {_num(cal.get('temperature'))} fitted on the validation split; ECE on the "
                   f"deduplicated test set {_num(cal.get('ece_before'))} before, {_num(cal.get('ece_after'))} after."]
+    op = card.get("operating_threshold")
+    if op:
+        lines += ["", "Operating threshold: a scan is called a tumor when P(tumor) >= "
+                      f"{_num(op.get('tumor_probability'))}, chosen on the validation split for sensitivity >= "
+                      f"{_pct(op.get('target_sensitivity'))} "
+                      f"(validation sensitivity {_pct(op.get('sensitivity'))}, specificity "
+                      f"{_pct(op.get('specificity'))})."]
+    for part, cells in card.get("scores_by_source", {}).items():
+        if part not in ("test", "institution_holdout"):
+            continue
+        lines += ["", f"### By source and sequence: {names.get(part, part)}", "",
+                  "| source / sequence | n | tumors | 4-class accuracy | tumor ROC AUC | called tumor |",
+                  "|---|---|---|---|---|---|"]
+        lines += [f"| {k} | {c['n']} | {c['n_tumor']} | {_pct(c['accuracy'])} | {_num(c.get('tumor_roc_auc'))} | "
+                  f"{_pct(c.get('called_tumor'))} |" for k, c in cells.items()]
     if card.get("unfamiliar_check"):
         lines += ["", f"Unfamiliar-scan check: {card['unfamiliar_check']}."]
     ext = card.get("external", {})
     if ext:
-        lines += ["", "## Other sources (never trained on)", "",
-                  "| set | n | tumor ROC AUC | accuracy | F1 | Grad-CAM pointing game | flagged unfamiliar |",
-                  "|---|---|---|---|---|---|---|"]
-        for key, s in ext.items():
-            lines.append(f"| {key} | {s.get('n')} | {_num(s.get('tumor_roc_auc'))} | {_pct(s.get('accuracy'))} | "
-                         f"{_num(s.get('f1'))} | {_pct(s.get('pointing_game_hit_rate'))} | "
-                         f"{_pct(s.get('flagged_unfamiliar'))} |")
+        lines += ["", "## Other sources and held-out patients", "",
+                  "| set | n | tumor ROC AUC | sensitivity | specificity | accuracy | Grad-CAM pointing game "
+                  "(brightest spot / random point) | flagged unfamiliar |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for key, e in ext.items():
+            pointing = _pct(e.get("pointing_game_hit_rate"))
+            if e.get("pointing_baseline_brightest") is not None:
+                pointing += (f" ({_pct(e.get('pointing_baseline_brightest'))} / "
+                             f"{_pct(e.get('pointing_baseline_random'))})")
+            lines.append(f"| {key} | {e.get('n')} | {_num(e.get('tumor_roc_auc'))} | {_pct(e.get('sensitivity'))} | "
+                         f"{_pct(e.get('specificity'))} | {_pct(e.get('accuracy'))} | {pointing} | "
+                         f"{_pct(e.get('flagged_unfamiliar'))} |")
     if card.get("limitations"):
         lines += ["", "## Limitations", ""] + [f"- {x}" for x in card["limitations"]]
     return "\n".join(lines) + "\n"
+
+
+def _data_lines(td: dict, sp: dict) -> list[str]:
+    if "recipe" in td:  # several sources (brainscan.training.sources)
+        nd = td.get("near_duplicates", {})
+        out = [f"- Recipe `{td['recipe']}`: {td.get('images')} images from {', '.join(td.get('sources', {}))}",
+               *[f"  - {src}: {cells}" for src, cells in td.get("counts", {}).items()],
+               f"- Near-duplicates: {sum(nd.get('proposed', {}).values())} pairs across sources or patients "
+               f"proposed by pHash (Hamming <= "
+               f"{nd.get('max_bits')}), {sum(nd.get('confirmed', {}).values())} confirmed by pixel correlation "
+               f"(>= {nd.get('min_correlation')} across sources, >= {nd.get('min_correlation_within_source')} "
+               "across patients of one source)",
+               f"- Sampling: {td.get('sampling')}",
+               f"- Split: {sp.get('method')}",
+               f"- Inputs per part: {sp.get('inputs_per_part')}; blank slices left out: "
+               f"{sp.get('blank_slices_left_out')}; institution held out: {sp.get('holdout_institution')}"]
+        return out
+    return [f"- Data: {td.get('folder')} ({td.get('images')} images: {td.get('counts')})",
+            f"- Split: {sp.get('method')}",
+            f"- Sizes: train {sp.get('train')}, validation {sp.get('val')}, "
+            f"deduplicated test {sp.get('test_dedup')}, official Testing {sp.get('official_test')}",
+            f"- Official Testing images with a near-duplicate in Training: "
+            f"{sp.get('official_test_with_near_duplicate_in_training')} of {sp.get('official_test')}"]
 
 
 def write_markdown(model_dir: str | Path) -> Path:

@@ -99,7 +99,7 @@ def _cells(items) -> dict:
 
 def _pairs_line(stats: dict) -> str:
     nd = stats.get("near_duplicates", {})
-    return (f"{sum(nd.get('proposed', {}).values())} pairs proposed by the hash, "
+    return (f"{sum(nd.get('proposed', {}).values())} pairs across sources or patients proposed by the hash, "
             f"{sum(nd.get('confirmed', {}).values())} confirmed by pixels")
 
 
