@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from brainscan.app import figures, ui
+from brainscan.app import figures, source_table, ui
 from brainscan.app import teaching as ui_teaching
 
 SPLITS = {
@@ -19,6 +19,11 @@ SPLITS = {
     "official_test": ("Official test folder",
                       "The data set's own Testing folder. Many of its images have near-duplicates in the training "
                       "data, so these figures are optimistic."),
+    "test": ("Test, all sources",
+             "Held-out patients of every training source (split by patient and near-duplicate group)."),
+    "institution_holdout": ("lgg-tcga, unseen institution",
+                            "Every patient of one lgg-tcga-slices institution, never trained on: a hospital the "
+                            "model has not seen."),
     "val": ("Validation",
             "Images used to choose the training epoch and to fit the calibration; slightly optimistic."),
 }
@@ -35,6 +40,7 @@ def model_card(card: dict, path: Path) -> None:
     split = card.get("split") or {}
     training = card.get("training") or {}
     calib = card.get("calibration") or {}
+    op = card.get("operating_threshold") or {}
     size = card.get("input_size")
     left, right = st.columns(2, gap="large")
     with left:
@@ -55,12 +61,18 @@ def model_card(card: dict, path: Path) -> None:
         st.markdown("**How it was trained**")
         counts = data.get("counts") or {}
         _kv_table({
-            "Training data": f"{Path(str(data.get('folder', ''))).name or 'n/a'}: "
-                             f"{ui.fmt_number(data.get('images'), 'int')} images",
-            "Images per class": ", ".join(f"{ui.class_label(k)} {ui.fmt_number(v, 'int')}"
-                                          for k, v in counts.items()) or None,
+            "Training data": (f"{', '.join(data['sources'])} (recipe {data.get('recipe_name')}): "
+                              if data.get("sources") else f"{Path(str(data.get('folder', ''))).name or 'n/a'}: ")
+                             + f"{ui.fmt_number(data.get('images'), 'int')} images",
+            "Images per class": None if data.get("sources") else ", ".join(
+                f"{ui.class_label(k)} {ui.fmt_number(v, 'int')}" for k, v in counts.items()) or None,
+            "Operating threshold": (f"tumor when P(tumor) >= {ui.fmt_number(op.get('tumor_probability'))} "
+                                    f"(validation sensitivity {ui.fmt_number(op.get('sensitivity'), 'pct')})"
+                                    if op else None),
             "Split": " / ".join(f"{k.replace('_', ' ')} {ui.fmt_number(split[k], 'int')}"
-                                for k in ("train", "val", "test_dedup", "official_test") if k in split) or None,
+                                for k in ("train", "val", "test_dedup", "official_test") if k in split) or (
+                " / ".join(f"{k.replace('_', ' ')} {ui.fmt_number(v, 'int')}"
+                           for k, v in (split.get("inputs_per_part") or {}).items()) or None),
             "How the split was made": split.get("method"),
             "Epochs": f"{training.get('epochs_run', 'n/a')} of at most {training.get('epochs_max', 'n/a')}",
             "Batch size, learning rate": f"{training.get('batch_size', 'n/a')}, {training.get('learning_rate', 'n/a')}",
@@ -95,6 +107,29 @@ def model_card(card: dict, path: Path) -> None:
     if isinstance(limitations, list) and limitations:
         st.markdown("**Known limitations** (measured)")
         st.warning("\n".join(f"- {x}" for x in limitations), icon=":material/warning:")
+
+
+def by_source(card: dict) -> None:
+    """Does it work at a hospital it has not seen: one table, one plot per source."""
+    rows = source_table.source_rows(card)
+    if not rows:
+        return
+    st.subheader("Per source and sequence")
+    st.caption("Called tumor: the share of images at or above the operating threshold (on tumor-free rows, the "
+               "false-positive rate). Pointing game: the share of tumor slices where the heatmap's peak lies in the "
+               "tumor outline.")
+    table = pd.DataFrame(rows)
+    for col in ("Tumor ROC AUC",):
+        table[col] = table[col].map(lambda v: ui.fmt_number(v))
+    for col in ("Called tumor", "Accuracy (4 classes)", "Pointing game", "Sensitivity", "Specificity"):
+        if col in table:
+            table[col] = table[col].map(lambda v: ui.fmt_number(v, "pct") if isinstance(v, float) else "")
+    st.dataframe(table.fillna(""), hide_index=True)
+    sources = list(dict.fromkeys(r["Source"] for r in rows))
+    cols = st.columns(3)
+    for i, source in enumerate(sources):
+        with cols[i % 3]:
+            st.pyplot(figures.source_bars(source, [r for r in rows if r["Source"] == source]), width="stretch")
 
 
 def split_figures(metrics: dict, classes: list[str]) -> None:
@@ -151,6 +186,7 @@ def main() -> None:
         st.info(f"The model folder {files.path.name} has no readable card.json.")
     else:
         model_card(card, files.path)
+        by_source(card)
     st.subheader("How the model did on images it was not trained on")
     if files.metrics is None:
         st.info("This model folder has no metrics.json, so the confusion matrix, ROC and calibration curves "

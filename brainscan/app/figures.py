@@ -104,3 +104,25 @@ def training_curves(history: Mapping[str, Sequence[float]]) -> Figure:
         else:
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     return fig
+
+
+def source_bars(source: str, rows: Sequence[Mapping]) -> Figure:
+    """One source: per sequence (and which images), tumor ROC AUC, share called tumor and pointing-game hits."""
+    measures = (("Tumor ROC AUC", _BLUE), ("Called tumor", _ORANGE), ("Pointing game", _GREY))
+    labels = [f"{r['Sequence']}\n{r['Which images']}" for r in rows]
+    fig = _figure(4.6, 3.2)
+    ax = fig.add_subplot()
+    x = np.arange(len(rows))
+    width = 0.26
+    for k, (name, colour) in enumerate(measures):
+        values = [r.get(name) for r in rows]
+        if all(v is None for v in values):
+            continue
+        bars = ax.bar(x + (k - 1) * width, [np.nan if v is None else v for v in values], width, label=name,
+                      color=colour)
+        ax.bar_label(bars, labels=["" if v is None else f"{v:.2f}" for v in values], fontsize=7)
+    ax.set_xticks(x, labels, fontsize=7)
+    ax.set_ylim(0, 1.12)
+    ax.set_title(source, fontsize=10)
+    ax.legend(fontsize=7, loc="lower right")
+    return fig

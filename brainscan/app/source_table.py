@@ -1,0 +1,39 @@
+"""The Model page's per-source view: card figures (held-out patients per source and sequence, the unseen
+lgg-tcga institution, the external sets) as rows of one table. No Streamlit, no TensorFlow."""
+
+from __future__ import annotations
+
+SOURCE_PARTS = {"test": "held-out patients", "institution_holdout": "institution never trained on"}
+
+
+def source_rows(card: dict) -> list[dict]:
+    """One row per source and sequence (held-out patients, the unseen institution) and per external set."""
+    rows = []
+    for part, cells in (card.get("scores_by_source") or {}).items():
+        if part not in SOURCE_PARTS:
+            continue
+        for key, c in cells.items():
+            source, _, seq = key.partition("/")
+            rows.append({"Source": source, "Sequence": seq, "Images": c.get("n"), "Tumors": c.get("n_tumor"),
+                         "Which images": SOURCE_PARTS[part], "Tumor ROC AUC": c.get("tumor_roc_auc"),
+                         "Called tumor": c.get("called_tumor"), "Accuracy (4 classes)": c.get("accuracy"),
+                         "Pointing game": None})
+    for key, e in (card.get("external") or {}).items():
+        if key.startswith("brats_"):
+            source, seq, which = "brats2013-slices", key[len("brats_"):], "external, never trained on"
+        elif key.startswith("yes_no"):
+            source, seq, which = "navoneel-yes-no", "mixed", "external, deduplicated"
+        elif key.startswith("lgg_") and key.endswith("_pointing"):
+            part, _, seq = key[len("lgg_"):-len("_pointing")].rpartition("_")
+            match = [r for r in rows if r["Source"] == "lgg-tcga-slices" and r["Sequence"] == seq
+                     and r["Which images"] == SOURCE_PARTS.get(part)]
+            if match:
+                match[0]["Pointing game"] = e.get("pointing_game_hit_rate")
+            continue
+        else:
+            continue
+        rows.append({"Source": source, "Sequence": seq, "Images": e.get("n"), "Tumors": None, "Which images": which,
+                     "Tumor ROC AUC": e.get("tumor_roc_auc"), "Called tumor": None,
+                     "Accuracy (4 classes)": None, "Pointing game": e.get("pointing_game_hit_rate"),
+                     "Sensitivity": e.get("sensitivity"), "Specificity": e.get("specificity")})
+    return rows
