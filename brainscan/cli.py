@@ -238,7 +238,8 @@ def build_parser() -> argparse.ArgumentParser:
     un.add_argument("--coverage", type=float, default=0.9, help="share of validation scans left answered (0.9)")
     un.add_argument("--brats", help="brats2013-slices folder (tumour vs tumour-free per sequence)")
     un.add_argument("--yes-no", help="a yes/no folder (e.g. navoneel-yes-no)")
-    un.add_argument("--dedup-against", help="drop yes/no images with a near-duplicate in this folder")
+    un.add_argument("--dedup-against", action="append",
+                    help="drop yes/no images with a near-duplicate in this folder (repeatable)")
     un.set_defaults(func=cmd_uncertainty)
 
     sa = sub.add_parser("sanity", help="heatmap sanity check: model randomisation (writes sanity.json/.npz)")

@@ -90,17 +90,18 @@ def _brats(root: str) -> dict[str, tuple[list[str], list[str]]]:
     return out
 
 
-def _yes_no(root: str, dedup_against: str | None) -> tuple[list[str], list[str], int]:
+def _yes_no(root: str, dedup_against: list[str] | str | None) -> tuple[list[str], list[str], int]:
+    """The yes/no images without near-duplicates of the training folders (the same rule as `external`)."""
+    from brainscan.evaluation.external import near_duplicates_of
     from brainscan.scans import datasets as data_mod
 
     ds = data_mod.discover(root)
     paths = [it.path for it in ds.items]
     keep = np.ones(len(paths), bool)
-    if dedup_against:
-        ref = data_mod.discover(dedup_against)
-        ref_hashes = data_mod.hash_all([it.path for it in ref.items])
-        best, _ = data_mod.hamming_matrix_min(data_mod.hash_all(paths), ref_hashes)
-        keep = best > data_mod.NEAR_DUPLICATE_BITS
+    folders = [dedup_against] if isinstance(dedup_against, str) else list(dedup_against or [])
+    if folders:
+        ref = [it.path for f in folders for it in data_mod.discover(f, min_classes=1).items]
+        keep = ~near_duplicates_of(paths, ref)["confirmed"]
     kept = [(p, it.label) for p, it, k in zip(paths, ds.items, keep, strict=True) if k]
     return [p for p, _ in kept], [lab for _, lab in kept], int((~keep).sum())
 
