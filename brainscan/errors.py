@@ -21,6 +21,10 @@ class DatasetError(BrainScanError, ValueError):
     """A folder that is not a usable dataset; the message says why in one sentence."""
 
 
+class RecipeError(DatasetError):
+    """A training recipe that cannot be used; the message names the source and what to fix."""
+
+
 class ArchiveError(BrainScanError, ValueError):
     """A zip that is refused or unreadable; the message says why in one sentence."""
 

@@ -50,7 +50,7 @@ from pathlib import Path
 
 import numpy as np
 
-from brainscan.errors import DatasetError
+from brainscan.errors import RecipeError
 from brainscan.scans.datasets import NEAR_DUPLICATE_BITS, _files, perceptual_hash
 
 SEQUENCES = ("t1", "t1c", "t2", "flair", "unknown")
@@ -69,10 +69,6 @@ _SOURCE_KEYS = {
     "institution_column", "mask_column", "min_tumour_pixels", "tumour_pixels_column", "note",
 }
 _TOP_KEYS = {"name", "description", "classes", "data_root", "near_duplicates", "sources", "external"}
-
-
-class RecipeError(DatasetError):
-    """A recipe that cannot be used; the message names the source and what is wrong."""
 
 
 # --- recipe ------------------------------------------------------------------------------------
