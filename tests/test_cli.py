@@ -136,6 +136,8 @@ def test_bench_json_reports_stages_and_ratio(tiny_model):
     for stage in ("decode", "preprocess", "predict", "gradcam", "total"):
         assert b[f"{stage}_ms"] > 0
     assert b["speedup_vs_vgg19"] == pytest.approx(b["vgg19_predict_ms"] / b["total_ms"], rel=0.01)
+    assert b["speedup_vs_vgg19_with_uncertainty"] == pytest.approx(
+        b["vgg19_predict_ms"] / b["with_uncertainty_ms"], rel=0.01)
     assert b["runtime"] == "litert"
 
 

@@ -30,20 +30,25 @@ def test_model_folder_is_complete_and_small():
 
 @pytest.mark.slow
 def test_litert_runtime_answers_like_keras_on_the_sample_images():
-    """The app runs the shipped model through LiteRT; its answers and heatmaps must be Keras's."""
+    """The app runs the shipped model through LiteRT; its answers and heatmaps must be Keras's. The LiteRT file
+    stores its weights as float16 (half the size), so logits agree to about 0.05, not to float32 precision."""
     from brainscan.cam.heatmap import normalize_cam
-    from brainscan.runtime.inference import load_model
+    from brainscan.runtime.inference import load_model, softmax
     from brainscan.scans.io import load_scan
     from brainscan.scans.preprocess import prepare
 
     lite, keras_model = load_model(MODEL, backend="litert"), load_model(MODEL, backend="keras")
     for path in sorted((ROOT / "sample_images").glob("*.png")):
         x = prepare(load_scan(path.read_bytes(), path.name).pixels, lite.size).input
-        np.testing.assert_allclose(lite.features_and_logits(x[None])[1], keras_model.features_and_logits(x[None])[1],
-                                   atol=1e-3)
+        lite_logits = lite.features_and_logits(x[None])[1]
+        keras_logits = keras_model.features_and_logits(x[None])[1]
+        np.testing.assert_allclose(lite_logits, keras_logits, atol=0.1)
+        np.testing.assert_allclose(softmax(lite_logits, lite.temperature), softmax(keras_logits, lite.temperature),
+                                   atol=0.01)  # the calibrated answer a user reads
+        assert lite_logits.argmax() == keras_logits.argmax()
         for method in ("gradcam", "gradcam++"):
             expected = normalize_cam(keras_model.cam(x, 0, method))
-            np.testing.assert_allclose(normalize_cam(lite.cam(x, 0, method)), expected, atol=1e-3)
+            np.testing.assert_allclose(normalize_cam(lite.cam(x, 0, method)), expected, atol=0.03)
 
 
 def test_card_says_what_it_was_trained_on_and_scored():
