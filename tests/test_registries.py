@@ -62,5 +62,6 @@ def test_every_cam_method_has_its_keras_visualiser():
 def test_an_unknown_architecture_is_a_model_error():
     from brainscan.errors import ModelError
 
-    with pytest.raises(ModelError, match="Unknown architecture 'resnet'; choose one of compact, efficientnet_lite0, efficientnetb0, vgg19"):
+    with pytest.raises(ModelError, match="Unknown architecture 'resnet'; choose one of compact, efficientnet_lite0, "
+                                         "efficientnetb0, vgg19"):
         architectures.build_model("resnet", 32, 4)
