@@ -100,7 +100,7 @@ def model_card(card: dict, path: Path) -> None:
     if isinstance(external, dict) and external:
         st.markdown("**On data from other sources** (never seen in training)")
         rows = [{"Data set": k.replace("_", " "),
-                 **{name.replace("_", " "): ui.fmt_number(v) if isinstance(v, float) else v
+                 **{name.replace("_", " "): ui.fmt_number(v) if isinstance(v, float) else ("" if v is None else v)
                     for name, v in (m.items() if isinstance(m, dict) else [])}} for k, m in external.items()]
         st.dataframe(pd.DataFrame(rows), hide_index=True)
     limitations = card.get("limitations")
@@ -119,6 +119,8 @@ def by_source(card: dict) -> None:
                "false-positive rate). Pointing game: the share of tumor slices where the heatmap's peak lies in the "
                "tumor outline.")
     table = pd.DataFrame(rows)
+    for col in ("Images", "Tumors"):
+        table[col] = table[col].map(lambda v: "" if v is None or v != v else f"{int(v):,}")
     for col in ("Tumor ROC AUC",):
         table[col] = table[col].map(lambda v: ui.fmt_number(v))
     for col in ("Called tumor", "Accuracy (4 classes)", "Pointing game", "Sensitivity", "Specificity"):
