@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-SAMPLE = ROOT / "sample_images" / "template_axial_lesion.png"
+SAMPLE = ROOT / "sample_images" / "lgg_glioma_flair.png"
 
 
 def _png(path: Path, mode: str, size: tuple[int, int], fill=0) -> None:
