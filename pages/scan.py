@@ -209,11 +209,12 @@ def results_table(summaries: list[Summary]) -> None:
                        on_click="ignore")
 
 
-def answer_panel(result: Any, limitations: list[str] | None = None, folder: Path | None = None) -> None:
+def answer_panel(result: Any, limitations: list[str] | None = None, folder: Path | None = None,
+                 threshold: float | None = None) -> None:
     """The answer; limitations are the model card's measured ones (a reminder is shown when there are any)."""
     p = result.prediction
     with st.container(border=True):
-        st.markdown(f"#### {ui.answer_sentence(p.probabilities)}")
+        st.markdown(f"#### {ui.answer_sentence(p.probabilities, p.label, threshold)}")
         if folder is not None:
             ui_teaching.uncertainty_panel(result.uncertainty, folder)
         unsure = ui.uncertainty_sentence(p.probabilities)
@@ -344,7 +345,7 @@ def details(access: ModelAccess, summary: Summary) -> None:
                      icon=":material/report:")
     model = access.model()
     with left:
-        answer_panel(result, model.card.get("limitations"), Path(model.path))
+        answer_panel(result, model.card.get("limitations"), Path(model.path), model.tumor_threshold)
     with right:
         images(result, method, opacity, colormap, model)
     scan_details(result)

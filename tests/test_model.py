@@ -160,3 +160,26 @@ def test_extra_training_images_join_training_only_and_never_duplicate_evaluation
     with pytest.raises(DatasetError, match="tumor"):
         run(TrainConfig(data=tiny_dataset, out=str(tmp_path / "bad"), epochs=1, img_size=32,
                         extra_train=str(tmp_path / "yes_no")))
+
+
+def test_saved_model_keeps_no_optimizer_state_and_exports_litert(tmp_path):
+    """A compiled, fitted network is saved without its AdamW moments (Keras 3.15 clones the compile state,
+    which tripled model.keras) and still gets its LiteRT files."""
+    import io
+    import zipfile
+
+    import h5py
+    import keras
+
+    from brainscan.training.architectures import build_model
+    from brainscan.training.export import save_model_folder
+
+    model = build_model("compact", 32, 4, None)
+    model.compile(optimizer=keras.optimizers.AdamW(1e-3),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(np.random.default_rng(0).random((8, 32, 32, 1), dtype=np.float32), np.arange(8) % 4, verbose=0)
+    folder = save_model_folder(model, {"classes": ["a", "b", "c", "d"], "input_size": 32}, tmp_path / "m")
+    weights = zipfile.ZipFile(folder / "model.keras").read("model.weights.h5")
+    with h5py.File(io.BytesIO(weights), "r") as h5:
+        assert "optimizer" not in h5
+    assert (folder / "model.tflite").is_file() and (folder / "head.npz").is_file()

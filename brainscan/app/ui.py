@@ -177,9 +177,18 @@ def pct(p: float | None) -> str:
     return f"{100 * p:.0f}%" if p >= 0.01 or p == 0 else "<1%"
 
 
-def answer_sentence(probabilities: Mapping[str, float]) -> str:
-    label = max(probabilities, key=probabilities.get)
-    return f"The model thinks this scan most likely shows {class_phrase(label)} ({pct(probabilities[label])})."
+def answer_sentence(probabilities: Mapping[str, float], label: str | None = None,
+                    threshold: float | None = None) -> str:
+    """The answer in words. label: the model's decision (its operating threshold on P(tumor) may pick a tumor
+    class although "no tumor" is the single most probable class, or the reverse); default: the top class."""
+    top = max(probabilities, key=probabilities.get)
+    label = label or top
+    sentence = f"The model thinks this scan most likely shows {class_phrase(label)} ({pct(probabilities[label])})"
+    if label != top and threshold is not None and "notumor" in probabilities:
+        p_tumor = 1.0 - probabilities["notumor"]
+        side = "at or above" if label != "notumor" else "below"
+        sentence += f": any tumor {pct(p_tumor)}, {side} its threshold of {pct(threshold)}"
+    return sentence + "."
 
 
 def uncertainty_sentence(probabilities: Mapping[str, float]) -> str | None:
