@@ -109,7 +109,9 @@ def main() -> None:
         "2. Read the answer: a calibrated probability for each class, the probability of any tumor, and a "
         "heatmap of the regions that drove the answer.\n"
         "3. Before trusting any answer, see **Model and metrics** for how often this model is right on images "
-        "it has never seen."
+        "it has never seen.\n"
+        "4. Teaching: the **Case library** holds real slices with the true tumour outline; the **Quiz** lets a "
+        "learner answer before seeing the truth and the model's answer."
     )
     st.page_link("pages/scan.py", label="Start a scan check", icon=":material/arrow_forward:")
     model_section()
