@@ -109,7 +109,9 @@ def training_curves(history: Mapping[str, Sequence[float]]) -> Figure:
 def source_bars(source: str, rows: Sequence[Mapping]) -> Figure:
     """One source: per sequence (and which images), tumor ROC AUC, share called tumor and pointing-game hits."""
     measures = (("Tumor ROC AUC", _BLUE), ("Called tumor", _ORANGE), ("Pointing game", _GREY))
-    labels = [f"{r['Sequence']}\n{r['Which images']}" for r in rows]
+    short = {"held-out patients": "held-out", "institution never trained on": "new site",
+             "external, never trained on": "external", "external, deduplicated": "dedup"}
+    labels = [f"{r['Sequence']}\n{short.get(r['Which images'], r['Which images'])}" for r in rows]
     fig = _figure(4.6, 3.2)
     ax = fig.add_subplot()
     x = np.arange(len(rows))
