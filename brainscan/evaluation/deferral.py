@@ -92,18 +92,10 @@ def _brats(root: str) -> dict[str, tuple[list[str], list[str]]]:
 
 def _yes_no(root: str, dedup_against: list[str] | str | None) -> tuple[list[str], list[str], int]:
     """The yes/no images without near-duplicates of the training folders (the same rule as `external`)."""
-    from brainscan.evaluation.external import near_duplicates_of
-    from brainscan.scans import datasets as data_mod
+    from brainscan.evaluation.external import yes_no_without_duplicates
 
-    ds = data_mod.discover(root)
-    paths = [it.path for it in ds.items]
-    keep = np.ones(len(paths), bool)
-    folders = [dedup_against] if isinstance(dedup_against, str) else list(dedup_against or [])
-    if folders:
-        ref = [it.path for f in folders for it in data_mod.discover(f, min_classes=1).items]
-        keep = ~near_duplicates_of(paths, ref)["confirmed"]
-    kept = [(p, it.label) for p, it, k in zip(paths, ds.items, keep, strict=True) if k]
-    return [p for p, _ in kept], [lab for _, lab in kept], int((~keep).sum())
+    kept = yes_no_without_duplicates(root, dedup_against)
+    return kept["paths"], kept["labels"], kept["removed"]
 
 
 def tta_cost_ms(model, inputs: np.ndarray, repeats: int = 15) -> dict:

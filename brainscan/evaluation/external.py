@@ -87,9 +87,9 @@ def near_duplicates_of(paths: list[str], against: list[str], min_correlation: fl
     return {"by_hash": by_hash, "confirmed": confirmed}
 
 
-def evaluate_yes_no(root: str, model, dedup_against: list[str] | str | None = None) -> dict:
-    """Binary accuracy/F1/AUC on a yes/no folder at the operating threshold, without the images that
-    near-duplicate any training folder given (pHash proposes, pixels confirm; both counts reported)."""
+def yes_no_without_duplicates(root: str, dedup_against: list[str] | str | None) -> dict:
+    """The yes/no images (paths, labels) that near-duplicate none of the training folders given (pHash
+    proposes, pixels confirm), with both counts; used by `external` and `uncertainty` alike."""
     ds = data_mod.discover(root)
     paths = [it.path for it in ds.items]
     folders = [dedup_against] if isinstance(dedup_against, str) else list(dedup_against or [])
@@ -100,12 +100,21 @@ def evaluate_yes_no(root: str, model, dedup_against: list[str] | str | None = No
         dup = near_duplicates_of(paths, ref)
         keep = ~dup["confirmed"]
         by_hash = int(dup["by_hash"].sum())
-    info = {"data": root, "images": len(paths), "removed_near_duplicates_of_training": int((~keep).sum()),
-            "proposed_by_hash_only": by_hash, "dedup_against": folders}
-    kept = [p for p, k in zip(paths, keep, strict=True) if k]
+    return {"paths": [p for p, k in zip(paths, keep, strict=True) if k],
+            "labels": [it.label for it, k in zip(ds.items, keep, strict=True) if k],
+            "images": len(paths), "removed": int((~keep).sum()), "proposed_by_hash_only": by_hash,
+            "folders": folders}
+
+
+def evaluate_yes_no(root: str, model, dedup_against: list[str] | str | None = None) -> dict:
+    """Binary accuracy/F1/AUC on a yes/no folder at the operating threshold, without the images that
+    near-duplicate any training folder given (pHash proposes, pixels confirm; both counts reported)."""
+    kept_set = yes_no_without_duplicates(root, dedup_against)
+    info = {"data": root, "images": kept_set["images"], "removed_near_duplicates_of_training": kept_set["removed"],
+            "proposed_by_hash_only": kept_set["proposed_by_hash_only"], "dedup_against": kept_set["folders"]}
+    kept, labels = kept_set["paths"], kept_set["labels"]
     if not kept:
         return {**info, "n": 0, "message": "Every image is a near-duplicate of the training data."}
-    labels = [it.label for it, k in zip(ds.items, keep, strict=True) if k]
     inputs, ok, errors = prepare_paths(kept, model.size)
     preds = run_model(model, inputs)
     y = np.array([labels[i] != "notumor" for i in ok], int)

@@ -15,15 +15,11 @@ import numpy as np
 from brainscan.cam.heatmap import heatmap
 from brainscan.runtime.inference import predict
 from brainscan.scans.batch import load_gray
+from brainscan.scans.cases import tumour_class
 from brainscan.scans.preprocess import prepare
 
 POINTING_TOLERANCE_PX = 8  # a peak this close to the outline also counts in the tolerant variant
 HEAD_LEVEL = 0.05  # pixels brighter than this (of 1) are inside the head, for the random-point baseline
-
-
-def tumor_class(probabilities: dict[str, float]) -> str:
-    """The most likely tumor class: the one whose evidence the heatmap should show."""
-    return max((c for c in probabilities if c != "notumor"), key=lambda c: probabilities[c])
 
 
 def brightest_point(img: np.ndarray) -> tuple[int, int]:
@@ -48,7 +44,7 @@ class PointingTally:
 
     def add(self, model, img: np.ndarray, prepared, probabilities: dict[str, float], mask: np.ndarray,
             cam_method: str = "gradcam") -> None:
-        k = model.classes.index(tumor_class(probabilities))
+        k = model.classes.index(tumour_class(probabilities))  # the heatmap of the likeliest tumour type
         x0, y0 = heatmap(model, prepared, k, cam_method).peak
         self.hits.append(bool(mask[y0, x0]))
         dist = cv2.distanceTransform((~mask).astype(np.uint8), cv2.DIST_L2, 5)

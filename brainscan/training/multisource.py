@@ -20,8 +20,6 @@ from brainscan.training import sources
 from brainscan.training.progress import log
 
 BLANK_STD = 3.0 / 255  # a prepared input flatter than this (all-black slices) teaches nothing: left out
-EVALUATION_PARTS = {"val": "val", "test": "test", "test_dedup": "test_dedup",
-                    "institution_holdout": "institution_holdout"}
 
 
 @dataclass
