@@ -71,7 +71,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                       weights=args.weights, batch_size=args.batch_size, learning_rate=args.lr,
                       augment=not args.no_augment, seed=args.seed, patience=args.patience, name=args.name or "",
                       max_images=args.max_images, lesions=args.lesions,
-                      stripped=args.stripped, randconv=args.randconv,
+                      stripped=args.stripped, randconv=args.randconv, vflip=args.vflip,
                       extra_train=args.extra_train or "", time_limit_s=args.time_limit, recipe=args.recipe or "",
                       holdout_institution=args.holdout_institution or "", steps_per_epoch=args.steps_per_epoch,
                       guide_cams=args.guide_cams)
@@ -287,6 +287,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="paint synthetic lesions into this share of tumor-free training images (0 = off)")
     tr.add_argument("--randconv", type=float, default=D["randconv"], metavar="P",
                     help="filter training images through a random convolution with this chance (0 = off)")
+    tr.add_argument("--vflip", type=float, default=D["vflip"], metavar="P",
+                    help="show each training image upside down with this chance, so that a scan stored "
+                         "posterior-up reads like one stored anterior-up (0 = off)")
     tr.add_argument("--stripped", type=float, default=D["stripped"], metavar="P",
                     help="show each training image skull-stripped and re-cropped with this chance (0 = off)")
     tr.add_argument("--extra-train", metavar="DIR",

@@ -53,6 +53,7 @@ class TrainConfig:
     max_images: int = 0  # 0 = all; a cap for quick demos (keeps class balance roughly)
     lesions: float = 0.0  # share of tumor-free training images given a synthetic lesion (training.lesions)
     randconv: float = 0.0  # chance that a training image is filtered by a random convolution (training.augment)
+    vflip: float = 0.0  # chance that a training image is shown upside down (scans stored posterior-up, e.g. BRATS)
     stripped: float = 0.0  # chance that a training image is shown skull-stripped (scans.preprocess.strip_skull)
     extra_train: str = ""  # a class-folder set whose images join the training part only (never val or test)
     time_limit_s: float = 0  # 0 = none; training stops after this many seconds from its start and keeps the best

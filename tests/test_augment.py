@@ -57,3 +57,22 @@ def test_random_skull_strip_blacks_out_corners_only_when_applied():
     np.testing.assert_array_equal(augment.random_skull_strip(x, p=0.0).numpy(), x.numpy())
     y = augment.random_skull_strip(x, p=1.0).numpy()
     assert np.all(y[:, 0, 0] == 0) and np.all(y[:, 8, 8] == 1)
+
+
+def test_flip_turns_upside_down_with_its_chance_and_moves_the_outline_alike():
+    tf.random.set_seed(0)
+    x = np.zeros((64, 16, 16, 1), np.float32)
+    x[:, 1, 5] = 1.0  # one bright pixel in row 1
+    rows = lambda t: np.argwhere(t.numpy()[..., 0] > 0)[:, 1]  # noqa: E731
+    assert set(rows(augment._flip(tf.constant(x)))) == {1}  # left-right only by default
+    assert set(rows(augment._flip(tf.constant(x), vflip=1.0))) == {14}  # row 1 -> row 16 - 1 - 1
+    share = (rows(augment._flip(tf.constant(x), vflip=0.5)) == 14).mean()
+    assert 0.2 < share < 0.8
+    big = np.zeros((32, 32, 32, 1), np.float32)
+    big[:, 7:10, 14:17] = 1.0  # a 3 x 3 outline in the upper half
+    img, mask = augment.augment_batch(tf.constant(big), mask=tf.constant(big), vflip=1.0)
+    assert img.shape == mask.shape == (32, 32, 32, 1)
+    m = mask.numpy()[..., 0]
+    assert (m.max(axis=(1, 2)) > 0.3).all()
+    peak_rows = np.argmax(m.max(axis=2), axis=1)
+    assert (peak_rows >= 16).all()  # the outline went upside down with its image (warps move it only a few px)

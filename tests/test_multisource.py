@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
@@ -84,6 +85,41 @@ def test_mask_input_lines_up_with_the_prepared_image(tmp_path):
     assert m.shape == (48, 48) and m.max() > 0.9
     centroid = lambda a: np.array(np.nonzero(a > 0.5)).mean(axis=1)  # noqa: E731
     assert np.abs(centroid(m) - centroid(lesion)).max() <= 1.0
+
+
+def test_stripped_outline_lines_up_with_the_stripped_view_and_loses_what_the_strip_peeled(tmp_path):
+    from brainscan.scans.batch import prepare_one
+    from brainscan.training.guidance import mask_input, mask_targets
+
+    img = np.zeros((96, 96), np.uint8)
+    yy, xx = np.mgrid[0:96, 0:96]
+    img[(yy - 50) ** 2 / 34**2 + (xx - 46) ** 2 / 30**2 <= 1] = 90  # an off-centre head
+    img[40:50, 50:60] = 250  # a bright lesion deep inside
+    img[16:20, 44:48] = 250  # and a small one at the rim, which a strip of depth 0.3 peels off
+    mask = np.zeros_like(img)
+    mask[40:50, 50:60] = mask[16:20, 44:48] = 255
+    Image.fromarray(img).save(tmp_path / "img.png")
+    Image.fromarray(mask).save(tmp_path / "mask.png")
+    plain = mask_input(str(tmp_path / "img.png"), str(tmp_path / "mask.png"), 48)
+    m = mask_input(str(tmp_path / "img.png"), str(tmp_path / "mask.png"), 48, strip_depth=0.3)
+    x = prepare_one(str(tmp_path / "img.png"), 48, strip_depth=0.3)[..., 0]
+    lesion = x > 0.9 * x.max()
+    centroid = lambda a: np.array(np.nonzero(a > 0.5)).mean(axis=1)  # noqa: E731
+    assert np.abs(centroid(m) - centroid(lesion)).max() <= 1.0  # same crop as the stripped input
+    assert np.abs(centroid(plain) - centroid(m)).max() > 2  # ... which differs from the plain crop
+    blobs = lambda a: cv2.connectedComponents((a > 0.5).astype(np.uint8))[0] - 1  # noqa: E731
+    assert blobs(plain) == 2 and blobs(m) == 1  # the rim lesion is gone from the stripped outline
+
+    class Item:
+        def __init__(self, mask, label):
+            self.path, self.mask, self.label = str(tmp_path / "img.png"), mask, label
+
+    items = [Item(str(tmp_path / "mask.png"), "glioma"), Item("", "notumor"), Item("", "glioma")]
+    masks, has = mask_targets(items, 48, strip_depths=np.array([0.3, 0.3, 0.3]))
+    assert masks.shape == (2, 3, 48, 48) and has.tolist() == [1.0, 1.0, 0.0]
+    np.testing.assert_array_equal(masks[1, 0] > 0, m > 0.5)
+    assert not masks[:, 1:].any()
+    assert mask_targets(items, 48)[0].shape == (3, 48, 48)
 
 
 def test_cam_target_is_the_covered_fraction_per_cell_with_its_weight():
@@ -169,9 +205,11 @@ def test_recipe_run_writes_threshold_and_per_source_figures_and_predicts_with_th
     root, recipe = make_data(tmp_path)
     out = tmp_path / "run"
     metrics = run(TrainConfig(data=str(root), out=str(out), recipe=str(recipe), img_size=32, epochs=1,
-                              steps_per_epoch=2, batch_size=8, guide_cams=0.5, seed=0))
+                              steps_per_epoch=2, batch_size=8, guide_cams=0.5, stripped=0.5, vflip=0.5,
+                              seed=0))
     assert metrics
     card = json.loads((out / "card.json").read_text())
+    assert card["training"]["upside_down_share"] == 0.5 and card["training"]["skull_stripped_share"] == 0.5
     t = card["operating_threshold"]
     assert t["chosen_on"] == "validation" and 0 <= t["tumor_probability"] <= 1
     assert t["sensitivity"] >= 0.95

@@ -38,9 +38,9 @@ def test_the_cli_train_defaults_are_the_training_config_defaults():
 
     args = cli.build_parser().parse_args(["train", "--data", "d", "--out", "o"])
     assert {k: getattr(args, k) for k in ("arch", "epochs", "img_size", "weights", "batch_size", "seed", "patience",
-                                          "max_images", "lesions", "randconv", "stripped")} == \
+                                          "max_images", "lesions", "randconv", "stripped", "vflip")} == \
         {k: TRAIN_DEFAULTS[k] for k in ("arch", "epochs", "img_size", "weights", "batch_size", "seed", "patience",
-                                        "max_images", "lesions", "randconv", "stripped")}
+                                        "max_images", "lesions", "randconv", "stripped", "vflip")}
     assert args.lr == TRAIN_DEFAULTS["learning_rate"]
 
 

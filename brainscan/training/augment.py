@@ -111,14 +111,14 @@ def random_convolution(x: tf.Tensor, p: float = 0.5) -> tf.Tensor:
     return _maybe(n, p, mixed, x)
 
 
-def augment_batch(x: tf.Tensor, randconv: float = 0.0, mask: tf.Tensor | None = None):
-    """Augment a batch; with a mask (N x S x S x 1 tumour outline), it undergoes the same flip and warp and
-    (x, mask) is returned."""
+def augment_batch(x: tf.Tensor, randconv: float = 0.0, mask: tf.Tensor | None = None, vflip: float = 0.0):
+    """Augment a batch; with a mask (N x S x S x 1 tumour outline), it undergoes the same flips and warp and
+    (x, mask) is returned. vflip: chance of an upside-down view (anterior at the bottom)."""
     if mask is not None:
-        both = random_affine(_flip(tf.concat([x, mask], axis=-1)))
+        both = random_affine(_flip(tf.concat([x, mask], axis=-1), vflip))
         x, mask = both[..., :1], both[..., 1:]
     else:
-        x = random_affine(_flip(x))
+        x = random_affine(_flip(x, vflip))
     x = random_skull_strip(x, p=0.4)
     head = tf.cast(x > 0.02, tf.float32)
     x = random_intensity(x) * head  # contrast changes stay inside the head; the background stays black
@@ -128,6 +128,9 @@ def augment_batch(x: tf.Tensor, randconv: float = 0.0, mask: tf.Tensor | None = 
     return x if mask is None else (x, mask)
 
 
-def _flip(x: tf.Tensor) -> tf.Tensor:
+def _flip(x: tf.Tensor, vflip: float = 0.0) -> tf.Tensor:
+    """Left-right flip with chance 0.5; upside down with chance vflip. Exports disagree on which way is up:
+    BRATS slices, for one, are stored with the back of the head at the top."""
     n = tf.shape(x)[0]
-    return _maybe(n, 0.5, tf.reverse(x, axis=[2]), x)
+    x = _maybe(n, 0.5, tf.reverse(x, axis=[2]), x)
+    return _maybe(n, vflip, tf.reverse(x, axis=[1]), x) if vflip > 0 else x

@@ -8,6 +8,8 @@ glioma logit L_ij = A_ij . w_glioma + b_glioma (the map whose positive part is t
 of brainscan.cam.headcam) is pushed up inside the outline and down elsewhere, by a binary cross-entropy
 against the fraction of each feature-map cell the outline covers. Tumour-free images are outlines with
 nothing in them (their whole map is pushed down); tumour images without an outline add no such loss.
+Skull-stripped training views (`train --stripped`) get their own outline, cropped like the stripped image,
+so the guidance also holds on scans that look like the skull-stripped research volumes (BRATS).
 
 The network that is saved is unchanged (pooling and one linear layer), so the LiteRT runtime and the
 closed-form CAMs apply as before. External test sets (BRATS) never give their masks to training.
@@ -18,30 +20,41 @@ from __future__ import annotations
 import numpy as np
 
 from brainscan.scans.batch import load_gray
-from brainscan.scans.preprocess import crop_square, prepare, resize
+from brainscan.scans.preprocess import crop_square, prepare, resize, strip_skull
 
 CAM_OUTPUT = "cam"
 
 
-def mask_input(image_path: str, mask_path: str, size: int) -> np.ndarray:
-    """The tumour outline in model-input geometry: the image's own crop box applied to its mask."""
-    box = prepare(load_gray(image_path), size, keep_steps=False).box
+def mask_input(image_path: str, mask_path: str, size: int, strip_depth: float = 0.0) -> np.ndarray:
+    """The tumour outline in model-input geometry: the image's own crop box applied to its mask. With
+    strip_depth > 0, that of the skull-stripped view (batch.prepare_one with the same depth): its crop box,
+    and only the part of the outline that the strip kept."""
+    gray = load_gray(image_path)
     mask = load_gray(mask_path) > 0.5
+    if strip_depth > 0:
+        gray = strip_skull(gray, strip_depth)
+        mask &= gray > 0
+    box = prepare(gray, size, keep_steps=False).box
     return resize(crop_square(mask.astype(np.float32), box), size)
 
 
-def mask_targets(items, size: int, tumor_free: str = "notumor") -> tuple[np.ndarray, np.ndarray]:
+def mask_targets(items, size: int, tumor_free: str = "notumor",
+                 strip_depths: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Per training input: its outline at input size (uint8 0/255) and whether it has one (1: an outline,
-    or tumour-free so an empty one; 0: a tumour without an outline, no guidance)."""
-    masks = np.zeros((len(items), size, size), np.uint8)
+    or tumour-free so an empty one; 0: a tumour without an outline, no guidance). With strip_depths (one per
+    item, as given to the stripped copies), the outlines are 2 x N x size x size: plain view, stripped view."""
+    views = 1 if strip_depths is None else 2
+    masks = np.zeros((views, len(items), size, size), np.uint8)
     has = np.zeros(len(items), np.float32)
     for i, it in enumerate(items):
         if it.mask:
-            masks[i] = (mask_input(it.path, it.mask, size) > 0.5).astype(np.uint8) * 255
+            for v in range(views):
+                depth = 0.0 if v == 0 else float(strip_depths[i])
+                masks[v, i] = (mask_input(it.path, it.mask, size, depth) > 0.5).astype(np.uint8) * 255
             has[i] = 1.0
         elif it.label == tumor_free:
             has[i] = 1.0
-    return masks, has
+    return (masks[0] if views == 1 else masks), has
 
 
 def guided_model(model, class_index: int):

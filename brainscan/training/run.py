@@ -181,7 +181,8 @@ def prepare(cfg: TrainConfig, run_dir: Path) -> Prepared:
         arrays[name] = (x, np.array([classes.index(labels[idx[i]]) for i in ok]))
     x_strip = None
     if cfg.stripped > 0 and "train" in arrays:
-        x_strip = stripped_copies(cfg, [ds.items[i].path for i in parts["train"]], len(arrays["train"][0]), rng)
+        paths = [ds.items[i].path for i in parts["train"]]
+        x_strip = stripped_copies(cfg, paths, len(arrays["train"][0]), strip_depths(len(paths), rng))
     extra_info = None
     if cfg.extra_train and "train" in arrays:
         held_out = np.concatenate([parts[k] for k in ("val", "test_dedup", "official_test")])
@@ -195,10 +196,14 @@ def prepare(cfg: TrainConfig, run_dir: Path) -> Prepared:
     return Prepared(ds, classes, split, arrays, x_strip, extra_info)
 
 
-def stripped_copies(cfg: TrainConfig, paths: list[str], expected: int, rng: np.random.Generator) -> np.ndarray | None:
-    """A second, skull-stripped and re-cropped copy of every training image (peel depth drawn per image);
+def strip_depths(n: int, rng: np.random.Generator) -> np.ndarray:
+    """The peel depth of each training image's skull-stripped copy (preprocess.strip_skull)."""
+    return rng.uniform(0.10, 0.22, n)
+
+
+def stripped_copies(cfg: TrainConfig, paths: list[str], expected: int, depths: np.ndarray) -> np.ndarray | None:
+    """A second, skull-stripped and re-cropped copy of every training image (peel depth per image);
     each epoch shows it instead of the original with probability cfg.stripped."""
-    depths = rng.uniform(0.10, 0.22, len(paths))
     x_strip, ok_strip, _ = prepare_paths(paths, cfg.img_size, strip_depths=depths)
     if len(ok_strip) != expected:
         log("Skull-stripped copies unavailable for some images; training without them.")
@@ -216,16 +221,20 @@ def prepare_from_recipe(cfg: TrainConfig, run_dir: Path) -> Prepared:
     sd = prepare_recipe(cfg.recipe, cfg.data or None, cfg.img_size, cfg.seed, cfg.holdout_institution,
                         cfg.max_images)
     write_json(run_dir / "split.json", {"summary": sd.split, "files": sd.files})
-    x_strip = None
+    x_strip = depths = None
     if cfg.stripped > 0:
-        x_strip = stripped_copies(cfg, sd.train_paths(), len(sd.arrays["train"][0]), np.random.default_rng(cfg.seed))
+        depths = strip_depths(len(sd.train_paths()), np.random.default_rng(cfg.seed))
+        x_strip = stripped_copies(cfg, sd.train_paths(), len(sd.arrays["train"][0]), depths)
     masks = has_mask = None
     if cfg.guide_cams > 0:
         from brainscan.training.guidance import mask_targets
 
-        masks, has_mask = mask_targets(sd.items["train"], cfg.img_size)
+        # Outlines for the stripped copies too (2 x N x S x S), so stripped tumour views are guided as well.
+        masks, has_mask = mask_targets(sd.items["train"], cfg.img_size,
+                                       strip_depths=depths if x_strip is not None else None)
         log(f"Guided CAMs: {int(has_mask.sum())} of {len(has_mask)} training inputs have a known outline "
-            f"({sum(1 for it in sd.items['train'] if it.mask)} with a tumour)")
+            f"({sum(1 for it in sd.items['train'] if it.mask)} with a tumour)"
+            + (", in the plain and the skull-stripped view" if masks.ndim == 4 else ""))
     return Prepared(None, sd.classes, sd.split, sd.arrays, x_strip, None, sd.items, sd.weights, sd.training_data,
                     masks, has_mask)
 
@@ -247,7 +256,10 @@ def _train_dataset(cfg: TrainConfig, data: Prepared):
         labels = tf.constant(y_tr)
         p_strip = cfg.stripped if data.x_strip is not None else 0.0
         guided = data.masks is not None
-        masks = tf.constant(data.masks if guided else np.zeros((1, 1, 1), np.uint8))
+        # One outline per view, [plain] or [plain, stripped] (guidance.mask_targets).
+        stripped_outlines = guided and data.masks.ndim == 4 and p_strip > 0
+        outlines = data.masks if guided and data.masks.ndim == 4 else (data.masks[None] if guided else None)
+        masks = tf.constant(outlines if guided else np.zeros((1, 1, 1, 1), np.uint8))
         has_mask = tf.constant(data.has_mask if guided else np.zeros(1, np.float32))
         tumor_free = classes.index("notumor") if "notumor" in classes else -1
 
@@ -257,9 +269,12 @@ def _train_dataset(cfg: TrainConfig, data: Prepared):
             y = tf.gather(labels, i)
             if not guided:
                 return x, y
-            # A stripped view is cropped anew, so its outline no longer lines up: only "no tumour" stays known.
-            known = tf.gather(has_mask, i) * tf.cast((stripped == 0) | (y == tumor_free), tf.float32)
-            return x, y, tf.cast(tf.gather(masks, i), tf.float32)[..., None] / 255.0, known
+            known = tf.gather(has_mask, i)
+            if not stripped_outlines:  # a stripped view without its own outline: only "no tumour" stays known
+                known *= tf.cast((stripped == 0) | (y == tumor_free), tf.float32)
+            view = stripped if stripped_outlines else tf.zeros_like(i)
+            outline = tf.gather_nd(masks, tf.stack([view, i], axis=1))
+            return x, y, tf.cast(outline, tf.float32)[..., None] / 255.0, known
 
         train_ds = tf.data.Dataset.from_tensor_slices(draw).batch(cfg.batch_size).map(pick)
         if guided:
@@ -267,7 +282,7 @@ def _train_dataset(cfg: TrainConfig, data: Prepared):
 
             def augment_guided(x, y, m, known):
                 if cfg.augment:
-                    x, m = augment.augment_batch(x, cfg.randconv, mask=m)
+                    x, m = augment.augment_batch(x, cfg.randconv, mask=m, vflip=cfg.vflip)
                 return x, {"logits": y, CAM_OUTPUT: cam_target(m, known, data.cam_map_size)}
 
             return train_ds.map(augment_guided, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
@@ -287,7 +302,7 @@ def _train_dataset(cfg: TrainConfig, data: Prepared):
                                 num_parallel_calls=tf.data.AUTOTUNE)
         log(f"Synthetic lesions: {cfg.lesions:.0%} of tumor-free training images, labelled {classes[lesion_class]}")
     if cfg.augment:
-        train_ds = train_ds.map(lambda x, y: (augment.augment_batch(x, cfg.randconv), y),
+        train_ds = train_ds.map(lambda x, y: (augment.augment_batch(x, cfg.randconv, vflip=cfg.vflip), y),
                                 num_parallel_calls=tf.data.AUTOTUNE)
     train_ds = train_ds.prefetch(tf.data.AUTOTUNE)
     return train_ds
@@ -455,6 +470,7 @@ def model_card(cfg: TrainConfig, run_dir: Path, data: Prepared, model, history: 
         "training": {"epochs_run": len(history.get("loss", [])), "epochs_max": cfg.epochs,
                      "batch_size": cfg.batch_size, "learning_rate": cfg.learning_rate, "augmentation": cfg.augment,
                      "synthetic_lesions": cfg.lesions, "skull_stripped_share": cfg.stripped,
+                     "upside_down_share": cfg.vflip,
                      "random_convolution": cfg.randconv, "steps_per_epoch": cfg.steps_per_epoch or None,
                      "batchnorm_momentum": bn_momentum,
                      "weights": cfg.weights, "seconds": round(train_s), "machine": f"{platform.machine()}, "
