@@ -114,15 +114,17 @@ def cmd_external(args: argparse.Namespace) -> int:
     result: dict = {}
     if args.brats:
         patients = [p for p in (args.brats_patients or "").split(",") if p]
-        result["brats"] = evaluate_brats(args.brats, model, max_per_sequence=args.max_per_sequence,
-                                         patients=patients or None)
+        for key, turned in (("brats", False), ("brats_upside_down", True)):  # as stored, and turned front-up
+            result[key] = evaluate_brats(args.brats, model, max_per_sequence=args.max_per_sequence,
+                                         patients=patients or None, upside_down=turned)
     if args.yes_no:
         against = list(args.dedup_against or [])
         if args.recipe:  # every training source of the recipe
             from brainscan.training.sources import load_recipe
 
             against += [str(s.path) for s in load_recipe(args.recipe, args.data_root).sources]
-        result["yes_no"] = evaluate_yes_no(args.yes_no, model, against)
+        cache = Path(args.recipe).resolve().parent.parent / ".cache" if args.recipe else None  # the recipe's hashes
+        result["yes_no"] = evaluate_yes_no(args.yes_no, model, against, cache_dir=cache)
     if args.recipe:
         from brainscan.evaluation.pointing import evaluate_outlined_slices
         from brainscan.training.sources import load_recipe

@@ -1,6 +1,8 @@
 """External evaluation on a tiny BRATS-like folder (phantoms with lesion masks) and a yes/no folder."""
 
 import csv
+import os
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -56,6 +58,27 @@ def test_brats_evaluation_per_sequence_with_pointing_game(tiny_model, brats_like
     with pytest.raises(DatasetError, match="p7"):
         evaluate_brats(str(brats_like), load_model(tiny_model), patients=["p7"])
 
+    # Turned upside down, each outline turns with its slice: the model-free brightest spot still hits as often.
+    turned = evaluate_brats(str(brats_like), load_model(tiny_model), upside_down=True)
+    assert turned["upside_down"] and not out["upside_down"]
+    for seq, m in turned["sequences"].items():
+        before = out["sequences"][seq]["pointing_game"]
+        assert m["pointing_game"]["baseline_brightest_point"] == before["baseline_brightest_point"] > 0
+        assert m["pointing_game"]["baseline_random_point_in_head"] == pytest.approx(
+            before["baseline_random_point_in_head"], abs=1e-6)
+
+
+def test_limitations_say_when_the_answer_depends_on_which_way_up_a_slice_is():
+    from brainscan.evaluation.external import measured_limitations
+
+    summary = {"brats_flair": {"tumor_roc_auc": 0.80, "pointing_game_hit_rate": 0.2},
+               "brats_flair_upside_down": {"tumor_roc_auc": 0.93},
+               "brats_t1c": {"tumor_roc_auc": 0.95}, "brats_t1c_upside_down": {"tumor_roc_auc": 0.93}}
+    text = " ".join(measured_limitations(summary))
+    assert "on BRATS FLAIR slices ROC AUC is 0.80 as stored (back of the head at the top) and 0.93" in text
+    assert "BRATS contrast T1" not in text  # 0.95 vs 0.93: neither weak nor orientation-dependent
+    assert "FLAIR slices (another source, skull-stripped) tumor vs tumor-free ROC AUC is 0.80" in text
+
 
 @pytest.mark.slow
 def test_yes_no_evaluation_removes_near_duplicates_of_training(tiny_model, tmp_path):
@@ -94,3 +117,28 @@ def test_attaching_one_set_keeps_the_other_sets_results(tmp_path):
     assert set(card["external"]) == {"brats_flair", "yes_no_dedup"}
     assert card["external"]["yes_no_dedup"]["accuracy"] == 0.6
     assert any("yes/no" in line for line in card["limitations"])
+
+
+def test_near_duplicates_of_reads_the_reference_hashes_from_the_cache_and_keys_them_by_absolute_path(
+        tmp_path, monkeypatch):
+    from brainscan.evaluation.external import near_duplicates_of
+    from brainscan.training.near_duplicates import HashCache
+
+    train = write_dataset(tmp_path / "train", per_class=3, size=48, classes=("no", "yes"), seed=0)
+    probe = write_dataset(tmp_path / "probe", per_class=3, size=48, classes=("no", "yes"), seed=0)  # same images
+    ref = [str(p) for p in sorted(Path(train).rglob("*.png"))]
+    paths = [str(p) for p in sorted(Path(probe).rglob("*.png"))]
+    first = near_duplicates_of(paths, ref, cache_dir=tmp_path / "cache")
+    assert first["confirmed"].all()
+    cache = HashCache(tmp_path / "cache")
+    assert len(cache.hashes) == len(ref) and len(cache.thumbs) == len(ref)
+    monkeypatch.chdir(tmp_path)
+    relative = [os.path.relpath(p, tmp_path) for p in ref]
+    assert {HashCache.key(p) for p in relative} == set(cache.hashes)  # the same key from a relative path
+
+    def no_hashing(path):  # a second run must take every reference hash from the cache
+        raise AssertionError(f"hashed {path} again")
+
+    monkeypatch.setattr("brainscan.training.near_duplicates.perceptual_hash", no_hashing)
+    again = near_duplicates_of(paths, relative, cache_dir=tmp_path / "cache")
+    assert again["confirmed"].tolist() == first["confirmed"].tolist()

@@ -16,6 +16,7 @@ def test_source_rows_from_a_card():
         "external": {
             "brats_flair": {"n": 198, "tumor_roc_auc": 0.91, "pointing_game_hit_rate": 0.6, "sensitivity": 0.9,
                             "specificity": 0.8},
+            "brats_flair_upside_down": {"n": 198, "tumor_roc_auc": 0.95},
             "yes_no_dedup": {"n": 100, "tumor_roc_auc": 0.9},
             "lgg_institution_holdout_flair_pointing": {"n": 3, "pointing_game_hit_rate": 2 / 3},
         },
@@ -26,7 +27,8 @@ def test_source_rows_from_a_card():
                     ("ms-ljubljana-slices", "t2", "held-out patients"),
                     ("lgg-tcga-slices", "flair", "institution never trained on"),
                     ("brats2013-slices", "flair", "external, never trained on"),
+                    ("brats2013-slices", "flair", "external, upside down"),
                     ("navoneel-yes-no", "mixed", "external, deduplicated")]
     assert rows[1]["Called tumor"] == 0.125  # the false-positive rate of a tumor-free cell
     assert rows[2]["Pointing game"] == 2 / 3 and rows[0]["Pointing game"] is None
-    assert rows[3]["Specificity"] == 0.8
+    assert rows[3]["Specificity"] == 0.8 and rows[4]["Tumor ROC AUC"] == 0.95

@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from brainscan.scans import datasets as data
-from brainscan.training import sources
+from brainscan.training import near_duplicates, sources
 from brainscan.training.sources import Item, RecipeError
 
 RNG = np.random.default_rng(1234)
@@ -259,8 +259,8 @@ def test_hash_is_brainscan_data_phash_and_is_cached(mini, tmp_path):
     st = os.stat(touched)
     os.utime(touched, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
     assert sources.build_manifest(recipe, cache_dir=cache).stats["hashed"] == 1
-    c = sources.HashCache(cache)
-    assert int(c.hashes[sources.HashCache.key(touched)], 16) == data.perceptual_hash(touched)
+    c = near_duplicates.HashCache(cache)
+    assert int(c.hashes[near_duplicates.HashCache.key(touched)], 16) == data.perceptual_hash(touched)
 
 
 DUP_RECIPE = """
@@ -287,8 +287,8 @@ def test_cross_source_duplicates_merge_only_when_pixels_agree(tmp_path):
     a, b = _twins()
     ha, hb = (data.perceptual_hash(str(_png(tmp_path / n, im))) for n, im in (("a.png", a), ("b.png", b)))
     dist = bin(ha ^ hb).count("1")
-    ta, tb = (sources.thumbnail(str(tmp_path / n)) for n in ("a.png", "b.png"))
-    r = sources.pixel_correlation(ta, tb)
+    ta, tb = (near_duplicates.thumbnail(str(tmp_path / n)) for n in ("a.png", "b.png"))
+    r = near_duplicates.pixel_correlation(ta, tb)
     assert dist <= 6 and r < 0.9, (dist, r)  # the construction: same hash, different image
     root = tmp_path / "data"
     copy = _png(root / "one/notumor/p1_x.png")

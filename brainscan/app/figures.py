@@ -110,7 +110,8 @@ def source_bars(source: str, rows: Sequence[Mapping]) -> Figure:
     """One source: per sequence (and which images), tumor ROC AUC, share called tumor and pointing-game hits."""
     measures = (("Tumor ROC AUC", _BLUE), ("Called tumor", _ORANGE), ("Pointing game", _GREY))
     short = {"held-out patients": "held-out", "institution never trained on": "new site",
-             "external, never trained on": "external", "external, deduplicated": "dedup"}
+             "external, never trained on": "external", "external, deduplicated": "dedup",
+             "external, upside down": "turned"}
     labels = [f"{r['Sequence']}\n{short.get(r['Which images'], r['Which images'])}" for r in rows]
     fig = _figure(4.6, 3.2)
     ax = fig.add_subplot()

@@ -19,7 +19,9 @@ def source_rows(card: dict) -> list[dict]:
                          "Called tumor": c.get("called_tumor"), "Accuracy (4 classes)": c.get("accuracy"),
                          "Pointing game": None})
     for key, e in (card.get("external") or {}).items():
-        if key.startswith("brats_"):
+        if key.startswith("brats_") and key.endswith("_upside_down"):
+            source, seq, which = "brats2013-slices", key[len("brats_"):-len("_upside_down")], "external, upside down"
+        elif key.startswith("brats_"):
             source, seq, which = "brats2013-slices", key[len("brats_"):], "external, never trained on"
         elif key.startswith("yes_no"):
             source, seq, which = "navoneel-yes-no", "mixed", "external, deduplicated"

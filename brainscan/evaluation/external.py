@@ -27,10 +27,12 @@ def _threshold(model) -> float:
 
 
 def evaluate_brats(root: str, model, cam_method: str = "gradcam", max_per_sequence: int = 0,
-                   patients: list[str] | None = None) -> dict:
+                   patients: list[str] | None = None, upside_down: bool = False) -> dict:
     """Tumor vs tumor-free per sequence, by patient, at the operating threshold, and the Grad-CAM pointing
     game on tumor slices (brainscan.evaluation.pointing). With patients, only those patients' slices count
-    (the held-out ones when others were trained on)."""
+    (the held-out ones when others were trained on). With upside_down, every slice and its outline are
+    turned upside down first: BRATS slices are stored with the back of the head at the top, the other sets
+    with the front, so the pair of results shows how much the answer depends on which way up a scan is."""
     root_path = Path(root)
     with open(root_path / "labels.csv", newline="") as f:
         rows = list(csv.DictReader(f))
@@ -41,7 +43,8 @@ def evaluate_brats(root: str, model, cam_method: str = "gradcam", max_per_sequen
         rows = [r for r in rows if r["patient"] in patients]
     threshold = _threshold(model)
     out: dict = {"data": str(root_path), "cam_method": cam_method, "threshold": threshold, "sequences": {},
-                 **({"patients": sorted(set(patients))} if patients else {})}
+                 "upside_down": upside_down, **({"patients": sorted(set(patients))} if patients else {})}
+    turn = (lambda a: np.ascontiguousarray(a[::-1])) if upside_down else (lambda a: a)  # noqa: E731
     for seq in sorted({r["sequence"] for r in rows}):
         subset = [r for r in rows if r["sequence"] == seq]
         if max_per_sequence:
@@ -49,7 +52,7 @@ def evaluate_brats(root: str, model, cam_method: str = "gradcam", max_per_sequen
         y, p, slice_patients, flagged = [], [], [], []
         tally = PointingTally()
         for r in subset:
-            img = load_gray(str(root_path / r["image"]))
+            img = turn(load_gray(str(root_path / r["image"])))
             prepared = prepare(img, model.size)
             pred = predict(model, prepared.input)
             y.append(int(r["label"] == "tumor"))
@@ -57,7 +60,7 @@ def evaluate_brats(root: str, model, cam_method: str = "gradcam", max_per_sequen
             flagged.append(pred.out_of_distribution)
             slice_patients.append(r["patient"])
             if r["label"] == "tumor":
-                mask = load_gray(str(root_path / r["mask_wt"])) > 0.5
+                mask = turn(load_gray(str(root_path / r["mask_wt"]))) > 0.5
                 tally.add(model, img, prepared, pred.probabilities, mask, cam_method)
         y_arr, p_arr = np.array(y), np.array(p)
         m = binary_metrics(y_arr, p_arr, threshold)
@@ -73,21 +76,27 @@ def evaluate_brats(root: str, model, cam_method: str = "gradcam", max_per_sequen
     return out
 
 
-def near_duplicates_of(paths: list[str], against: list[str], min_correlation: float = 0.95) -> dict:
+def near_duplicates_of(paths: list[str], against: list[str], min_correlation: float = 0.95,
+                       cache_dir: str | Path | None = None) -> dict:
     """Which of paths have a near-duplicate among the reference images: a pHash within NEAR_DUPLICATE_BITS
     proposes a pair, and it counts when the 64x64 pixels correlate at min_correlation or more (a hash alone
-    over-matches MRI slices). Returns {"by_hash": mask, "confirmed": mask} over paths."""
-    from brainscan.training.sources import pixel_correlation, thumbnail
+    over-matches MRI slices). The reference images' hashes and thumbnails come from the recipe's cache when
+    cache_dir names it (training.near_duplicates.HashCache). Returns {"by_hash": mask, "confirmed": mask}."""
+    from brainscan.training.near_duplicates import HashCache, cached_hashes, cached_thumbs, pixel_correlation, thumbnail
 
-    best, nearest = data_mod.hamming_matrix_min(data_mod.hash_all(paths), data_mod.hash_all(against))
+    cache = HashCache(cache_dir)
+    best, nearest = data_mod.hamming_matrix_min(data_mod.hash_all(paths), cached_hashes(against, cache))
     by_hash = best <= data_mod.NEAR_DUPLICATE_BITS
+    partners = cached_thumbs(against, [int(nearest[i]) for i in np.flatnonzero(by_hash)], cache)
     confirmed = np.zeros(len(paths), bool)
     for i in np.flatnonzero(by_hash):
-        confirmed[i] = pixel_correlation(thumbnail(paths[i]), thumbnail(against[int(nearest[i])])) >= min_correlation
+        confirmed[i] = pixel_correlation(thumbnail(paths[i]), partners[int(nearest[i])]) >= min_correlation
+    cache.save()
     return {"by_hash": by_hash, "confirmed": confirmed}
 
 
-def yes_no_without_duplicates(root: str, dedup_against: list[str] | str | None) -> dict:
+def yes_no_without_duplicates(root: str, dedup_against: list[str] | str | None,
+                              cache_dir: str | Path | None = None) -> dict:
     """The yes/no images (paths, labels) that near-duplicate none of the training folders given (pHash
     proposes, pixels confirm), with both counts; used by `external` and `uncertainty` alike."""
     ds = data_mod.discover(root)
@@ -97,7 +106,7 @@ def yes_no_without_duplicates(root: str, dedup_against: list[str] | str | None) 
     by_hash = 0
     if folders:
         ref = [it.path for f in folders for it in data_mod.discover(f, min_classes=1).items]
-        dup = near_duplicates_of(paths, ref)
+        dup = near_duplicates_of(paths, ref, cache_dir=cache_dir)
         keep = ~dup["confirmed"]
         by_hash = int(dup["by_hash"].sum())
     return {"paths": [p for p, k in zip(paths, keep, strict=True) if k],
@@ -106,10 +115,11 @@ def yes_no_without_duplicates(root: str, dedup_against: list[str] | str | None) 
             "folders": folders}
 
 
-def evaluate_yes_no(root: str, model, dedup_against: list[str] | str | None = None) -> dict:
+def evaluate_yes_no(root: str, model, dedup_against: list[str] | str | None = None,
+                    cache_dir: str | Path | None = None) -> dict:
     """Binary accuracy/F1/AUC on a yes/no folder at the operating threshold, without the images that
     near-duplicate any training folder given (pHash proposes, pixels confirm; both counts reported)."""
-    kept_set = yes_no_without_duplicates(root, dedup_against)
+    kept_set = yes_no_without_duplicates(root, dedup_against, cache_dir)
     info = {"data": root, "images": kept_set["images"], "removed_near_duplicates_of_training": kept_set["removed"],
             "proposed_by_hash_only": kept_set["proposed_by_hash_only"], "dedup_against": kept_set["folders"]}
     kept, labels = kept_set["paths"], kept_set["labels"]
@@ -133,14 +143,9 @@ def attach_to_model(model_dir: str, external: dict) -> None:
     write_json(folder / "external.json", external)
     card = json.loads((folder / "card.json").read_text())
     summary = {}
-    for seq, m in external.get("brats", {}).get("sequences", {}).items():
-        pg = m["pointing_game"]
-        summary[f"brats_{seq}"] = {"n": m["n"], "tumor_roc_auc": m.get("roc_auc"),
-                                   "sensitivity": m.get("sensitivity"), "specificity": m.get("specificity"),
-                                   "pointing_game_hit_rate": pg["hit_rate"],
-                                   "pointing_baseline_brightest": pg.get("baseline_brightest_point"),
-                                   "pointing_baseline_random": pg.get("baseline_random_point_in_head"),
-                                   "flagged_unfamiliar": m["flagged_unfamiliar"]}
+    for block, suffix in (("brats", ""), ("brats_upside_down", "_upside_down")):
+        for seq, m in external.get(block, {}).get("sequences", {}).items():
+            summary[f"brats_{seq}{suffix}"] = _brats_summary(m)
     if "yes_no" in external:
         m = external["yes_no"]
         summary["yes_no_dedup"] = {"n": m["n"], "accuracy": m.get("accuracy"), "f1": m.get("f1"),
@@ -158,13 +163,27 @@ def attach_to_model(model_dir: str, external: dict) -> None:
     write_json(folder / "card.json", card)
 
 
+def _brats_summary(m: dict) -> dict:
+    pg = m["pointing_game"]
+    return {"n": m["n"], "tumor_roc_auc": m.get("roc_auc"), "sensitivity": m.get("sensitivity"),
+            "specificity": m.get("specificity"), "pointing_game_hit_rate": pg["hit_rate"],
+            "pointing_baseline_brightest": pg.get("baseline_brightest_point"),
+            "pointing_baseline_random": pg.get("baseline_random_point_in_head"),
+            "flagged_unfamiliar": m["flagged_unfamiliar"]}
+
+
 def measured_limitations(summary: dict) -> list[str]:
     """Plain sentences built from the measured external figures (no figure is typed by hand)."""
     out = ["Meningioma and pituitary tumors are learned from one collection only (brain-tumor-mri, mostly contrast "
            "T1), so those two answers rest on that collection's look; glioma and no-tumor come from several."]
-    for key, m in summary.items():
-        if key.startswith("brats_") and (m.get("tumor_roc_auc") or 0) < 0.9:
-            seq = {"brats_flair": "FLAIR", "brats_t1c": "contrast T1"}.get(key, key)
+    for key, seq in (("brats_flair", "FLAIR"), ("brats_t1c", "contrast T1")):
+        m = summary.get(key) or {}
+        turned = (summary.get(key + "_upside_down") or {}).get("tumor_roc_auc")
+        if m.get("tumor_roc_auc") is not None and turned is not None and abs(turned - m["tumor_roc_auc"]) >= 0.05:
+            out.append(f"The answer depends on which way up a slice is: on BRATS {seq} slices ROC AUC is "
+                       f"{m['tumor_roc_auc']:.2f} as stored (back of the head at the top) and {turned:.2f} turned "
+                       "upside down.")
+        if m and (m.get("tumor_roc_auc") or 0) < 0.9:
             out.append(f"On BRATS {seq} slices (another source, skull-stripped) tumor vs tumor-free ROC AUC is "
                        f"{m['tumor_roc_auc']:.2f} and the heatmap peak lands in the tumor on "
                        f"{100 * (m.get('pointing_game_hit_rate') or 0):.0f}% of tumor slices: do not rely on it for "

@@ -44,14 +44,21 @@ import time
 import tomllib
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from brainscan.errors import RecipeError
-from brainscan.scans.datasets import NEAR_DUPLICATE_BITS, _files, perceptual_hash
+from brainscan.scans.datasets import NEAR_DUPLICATE_BITS, _files
+from brainscan.training.near_duplicates import (
+    HashCache,
+    UnionFind,
+    cached_hashes,
+    cached_thumbs,
+    close_pairs,
+    pixel_correlation,
+)
 
 SEQUENCES = ("t1", "t1c", "t2", "flair", "unknown")
 PARTS = ("train", "val", "test", "institution_holdout", "excluded")
@@ -61,8 +68,6 @@ ALWAYS_EXTERNAL = frozenset({"brats2013-slices", "navoneel-yes-no"})
 MIN_CORRELATION = 0.95  # across sources: unrelated slices measured up to r 0.928, true re-exports mostly > 0.99
 MIN_CORRELATION_WITHIN = 0.99  # between two declared groups (patients) of one source: different people reach 0.984
 MIN_STD = 2.0  # a 64x64 thumbnail flatter than this (gray levels) is blank: it confirms no pair
-THUMB_SIDE = 64
-CACHE_VERSION = 1
 
 _SOURCE_KEYS = {
     "path", "classes", "group", "sequence", "csv", "file_column", "label_column", "splits",
@@ -392,133 +397,6 @@ def _list_source(src: Source, stats: dict) -> list[Item]:
     return items
 
 
-class HashCache:
-    """pHash and 64x64 thumbnails keyed by absolute path + size + mtime, in <cache_dir>/sources-*.{json,npz}."""
-
-    def __init__(self, cache_dir: str | os.PathLike | None):
-        self.dir = Path(cache_dir) if cache_dir else None
-        self.hashes: dict[str, str] = {}
-        self.thumbs: dict[str, np.ndarray] = {}
-        self.dirty = False
-        if self.dir is None:
-            return
-        hp, tp = self.dir / "sources-phash.json", self.dir / "sources-thumbs.npz"
-        try:
-            raw = json.loads(hp.read_text())
-            if raw.get("version") == CACHE_VERSION:
-                self.hashes = raw["entries"]
-        except (OSError, ValueError, KeyError):
-            pass
-        try:
-            with np.load(tp) as z:
-                self.thumbs = dict(zip(z["keys"].tolist(), z["thumbs"], strict=True))
-        except (OSError, ValueError, KeyError):
-            pass
-
-    @staticmethod
-    def key(path: str) -> str:
-        st = os.stat(path)
-        return f"{path}|{st.st_size}|{st.st_mtime_ns}"
-
-    def save(self) -> None:
-        if self.dir is None or not self.dirty:
-            return
-        self.dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.dir / "sources-phash.json.tmp"
-        tmp.write_text(json.dumps({"version": CACHE_VERSION, "entries": self.hashes}))
-        tmp.replace(self.dir / "sources-phash.json")
-        if self.thumbs:
-            keys = sorted(self.thumbs)
-            with open(self.dir / "sources-thumbs.npz.tmp", "wb") as fh:
-                np.savez(fh, keys=np.array(keys), thumbs=np.stack([self.thumbs[k] for k in keys]))
-            (self.dir / "sources-thumbs.npz.tmp").replace(self.dir / "sources-thumbs.npz")
-        self.dirty = False
-
-
-def thumbnail(path: str, side: int = THUMB_SIDE) -> np.ndarray:
-    """side x side uint8 grayscale image (aspect ignored, as pHash does)."""
-    from PIL import Image
-
-    try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert("L").resize((side, side), Image.Resampling.BILINEAR), dtype=np.uint8)
-    except Exception:  # noqa: BLE001 - DICOM or anything Pillow cannot open
-        from brainscan.scans.io import load_scan_path, to_uint8
-
-        g = Image.fromarray(to_uint8(load_scan_path(path).pixels))
-        return np.asarray(g.resize((side, side), Image.Resampling.BILINEAR), dtype=np.uint8)
-
-
-def pixel_correlation(a: np.ndarray, b: np.ndarray) -> float:
-    """Pearson correlation of two equal-size images; 1.0 for two identical constant images, else 0 when flat."""
-    x, y = a.astype(np.float64).ravel(), b.astype(np.float64).ravel()
-    x, y = x - x.mean(), y - y.mean()
-    den = math.sqrt(float(x @ x) * float(y @ y))
-    if den == 0:
-        return 1.0 if np.array_equal(a, b) else 0.0
-    return float(x @ y) / den
-
-
-def _hashes(paths: list[str], cache: HashCache, workers: int, stats: dict) -> np.ndarray:
-    keys = [HashCache.key(p) for p in paths]
-    missing = [i for i, k in enumerate(keys) if k not in cache.hashes]
-    t0 = time.perf_counter()
-    if missing:
-        with ThreadPoolExecutor(max(1, workers)) as pool:
-            for i, h in zip(missing, pool.map(perceptual_hash, [paths[i] for i in missing]), strict=True):
-                cache.hashes[keys[i]] = f"{h:016x}"
-        cache.dirty = True
-    stats["hash_seconds"] = round(time.perf_counter() - t0, 2)
-    stats["hashed"], stats["hash_cache_hits"] = len(missing), len(paths) - len(missing)
-    return np.array([int(cache.hashes[k], 16) for k in keys], dtype=np.uint64)
-
-
-def _thumbs(paths: list[str], idx: Iterable[int], cache: HashCache, workers: int) -> dict[int, np.ndarray]:
-    idx = sorted(set(idx))
-    keys = {i: HashCache.key(paths[i]) for i in idx}
-    missing = [i for i in idx if keys[i] not in cache.thumbs]
-    if missing:
-        with ThreadPoolExecutor(max(1, workers)) as pool:
-            for i, t in zip(missing, pool.map(thumbnail, [paths[i] for i in missing]), strict=True):
-                cache.thumbs[keys[i]] = t
-        cache.dirty = True
-    return {i: cache.thumbs[keys[i]] for i in idx}
-
-
-def close_pairs(hashes: np.ndarray, max_bits: int, chunk: int = 512) -> Iterable[tuple[int, int, int]]:
-    """Every (i, j, distance) with i < j and pHash Hamming distance <= max_bits."""
-    for s in range(0, len(hashes), chunk):
-        d = np.bitwise_count(hashes[s: s + chunk, None] ^ hashes[None, :])
-        rows, cols = np.nonzero(d <= max_bits)
-        for r, c in zip(rows.tolist(), cols.tolist(), strict=True):
-            if c > r + s:
-                yield r + s, c, int(d[r, c])
-
-
-class _UnionFind:
-    def __init__(self, n: int):
-        self.parent = list(range(n))
-
-    def find(self, i: int) -> int:
-        parent = self.parent
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    def union(self, a: int, b: int) -> bool:
-        ra, rb = self.find(a), self.find(b)
-        if ra == rb:
-            return False
-        self.parent[max(ra, rb)] = min(ra, rb)
-        return True
-
-    def labels(self) -> list[int]:
-        roots = [self.find(i) for i in range(len(self.parent))]
-        index: dict[int, int] = {}
-        return [index.setdefault(r, len(index)) for r in roots]
-
-
 def build_manifest(recipe: Recipe, *, sources: Sequence[str] | None = None, cache_dir: str | os.PathLike | None = None,
                    near_duplicates: bool = True, workers: int = 2) -> Manifest:
     """Every image of the recipe's training sources (or of the named ones) as :class:`Item`, with
@@ -535,7 +413,7 @@ def build_manifest(recipe: Recipe, *, sources: Sequence[str] | None = None, cach
         return Manifest(items, stats)
     cache = HashCache(cache_dir if cache_dir is not None else recipe.path.parent.parent / ".cache")
     paths = [it.path for it in items]
-    hashes = _hashes(paths, cache, workers, stats)
+    hashes = cached_hashes(paths, cache, workers, stats)
     by_hash_kind = {s.name: s.group.kind == "near_duplicate" for s in chosen}
     accepted: list[tuple[int, int, int, float | None]] = []
     candidates: list[tuple[int, int, int]] = []
@@ -550,7 +428,7 @@ def build_manifest(recipe: Recipe, *, sources: Sequence[str] | None = None, cach
         else:
             candidates.append((i, j, d))
     t0 = time.perf_counter()
-    thumbs = _thumbs(paths, [k for i, j, _ in candidates for k in (i, j)], cache, workers)
+    thumbs = cached_thumbs(paths, [k for i, j, _ in candidates for k in (i, j)], cache, workers)
     proposed, confirmed, flat = Counter(), Counter(), Counter()
     r_max: dict[str, float] = {}
     blank = {i for i, t in thumbs.items() if t.std() < recipe.min_std}
@@ -569,7 +447,7 @@ def build_manifest(recipe: Recipe, *, sources: Sequence[str] | None = None, cach
             accepted.append((i, j, d, round(r, 4)))
     stats["pixel_check_seconds"] = round(time.perf_counter() - t0, 2)
     cache.save()
-    uf = _UnionFind(len(items))
+    uf = UnionFind(len(items))
     for i, j, _, _ in accepted:
         uf.union(i, j)
     comp = uf.labels()
@@ -634,7 +512,7 @@ def grouped_split(items: Sequence[Item], fractions: tuple[float, float, float] =
     if len(fractions) != 3 or min(fractions) < 0 or sum(fractions) <= 0:
         raise ValueError("fractions must be three non-negative numbers (train, val, test).")
     n = len(items)
-    uf = _UnionFind(n)
+    uf = UnionFind(n)
     first: dict[tuple[str, object], int] = {}
     for i, it in enumerate(items):
         for key in (("g", it.group), ("d", it.duplicate_group) if it.duplicate_group >= 0 else None):
