@@ -142,3 +142,29 @@ def test_near_duplicates_of_reads_the_reference_hashes_from_the_cache_and_keys_t
     monkeypatch.setattr("brainscan.training.near_duplicates.perceptual_hash", no_hashing)
     again = near_duplicates_of(paths, relative, cache_dir=tmp_path / "cache")
     assert again["confirmed"].tolist() == first["confirmed"].tolist()
+
+
+def test_an_empty_heatmap_never_counts_as_a_hit_and_is_counted_apart():
+    from brainscan.evaluation.pointing import PointingTally
+    from brainscan.scans.preprocess import prepare
+
+    class FlatThenPeak:  # first call: no positive evidence anywhere; second: evidence in the top-left cell
+        classes = ["glioma", "meningioma", "notumor", "pituitary"]
+        calls = 0
+
+        def cam(self, x, k, method, layer):
+            FlatThenPeak.calls += 1
+            cam = np.zeros((4, 4), np.float32)
+            if FlatThenPeak.calls == 2:
+                cam[0, 0] = 1.0
+            return cam
+
+    img = np.ones((32, 32), np.float32)  # the head fills the image, so the crop is the whole image
+    mask = np.zeros((32, 32), bool)
+    mask[:8, :8] = True  # the outline covers the top-left corner, where an empty map's peak (0, 0) falls
+    tally = PointingTally()
+    probs = {"glioma": 0.9, "meningioma": 0.05, "notumor": 0.03, "pituitary": 0.02}
+    for _ in range(2):
+        tally.add(FlatThenPeak(), img, prepare(img, 16), probs, mask)
+    s = tally.summary()
+    assert tally.hits == [False, True] and s["empty_heatmap"] == 0.5 and s["hit_rate"] == 0.5

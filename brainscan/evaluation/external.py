@@ -169,7 +169,7 @@ def _brats_summary(m: dict) -> dict:
             "specificity": m.get("specificity"), "pointing_game_hit_rate": pg["hit_rate"],
             "pointing_baseline_brightest": pg.get("baseline_brightest_point"),
             "pointing_baseline_random": pg.get("baseline_random_point_in_head"),
-            "flagged_unfamiliar": m["flagged_unfamiliar"]}
+            "empty_heatmap": pg.get("empty_heatmap"), "flagged_unfamiliar": m["flagged_unfamiliar"]}
 
 
 def measured_limitations(summary: dict) -> list[str]:

@@ -41,14 +41,17 @@ class PointingTally:
     hits_tolerant: list[bool] = field(default_factory=list)
     brightest: list[bool] = field(default_factory=list)
     random: list[float] = field(default_factory=list)
+    empty: list[bool] = field(default_factory=list)  # no positive evidence anywhere: the peak is meaningless
 
     def add(self, model, img: np.ndarray, prepared, probabilities: dict[str, float], mask: np.ndarray,
             cam_method: str = "gradcam") -> None:
         k = model.classes.index(tumour_class(probabilities))  # the heatmap of the likeliest tumour type
-        x0, y0 = heatmap(model, prepared, k, cam_method).peak
-        self.hits.append(bool(mask[y0, x0]))
+        h = heatmap(model, prepared, k, cam_method)
+        x0, y0 = h.peak
+        self.empty.append(h.empty)
+        self.hits.append(bool(mask[y0, x0]) and not h.empty)
         dist = cv2.distanceTransform((~mask).astype(np.uint8), cv2.DIST_L2, 5)
-        self.hits_tolerant.append(bool(dist[y0, x0] <= POINTING_TOLERANCE_PX))
+        self.hits_tolerant.append(bool(dist[y0, x0] <= POINTING_TOLERANCE_PX) and not h.empty)
         self.brightest.append(bool(mask[brightest_point(img)[::-1]]))
         self.random.append(random_point_hit_rate(img, mask))
 
@@ -58,7 +61,8 @@ class PointingTally:
         return {"n": len(self.hits), "hit_rate": float(np.mean(self.hits)),
                 f"hit_rate_within_{POINTING_TOLERANCE_PX}px": float(np.mean(self.hits_tolerant)),
                 "baseline_brightest_point": float(np.mean(self.brightest)),
-                "baseline_random_point_in_head": float(np.mean(self.random))}
+                "baseline_random_point_in_head": float(np.mean(self.random)),
+                "empty_heatmap": float(np.mean(self.empty))}
 
 
 def evaluate_outlined_slices(model, data_root: str, split_files: dict[str, list[str]], csv_name: str,
