@@ -142,3 +142,32 @@ def test_a_failed_litert_export_still_saves_a_complete_keras_folder(tiny_model, 
     out = export.save_model_folder(loaded.keras_model, loaded.card, tmp_path / "m")
     assert (out / "model.keras").is_file() and not (out / "model.tflite").exists()
     assert load_model(out).backend == "keras"
+
+
+def test_the_one_input_cache_is_used_once_per_scan_and_benchmarks_can_empty_it(tiny_model):
+    from brainscan.bench import _median_ms
+    from brainscan.runtime.inference import fresh_input, load_model
+
+    lite = load_model(tiny_model, backend="litert")
+    calls = []
+    lite.interpreter = _CountingInterpreter(lite.interpreter, calls)
+    x = np.random.default_rng(0).random((1, lite.size, lite.size, 1)).astype(np.float32)
+    lite.features_and_logits(x)
+    lite.features_and_logits(x)
+    assert len(calls) == 1  # the heatmap after the prediction reuses its forward pass
+    _median_ms(lambda: lite.features_and_logits(x), 3)
+    assert len(calls) == 1  # timing the same scan again would time the cache ...
+    _median_ms(lambda: lite.features_and_logits(x), 3, fresh_input(lite))
+    assert len(calls) == 1 + 3  # ... unless it is emptied before each timed call (the warm-up still hits it)
+
+
+class _CountingInterpreter:
+    def __init__(self, inner, calls):
+        self._inner, self._calls = inner, calls
+
+    def invoke(self):
+        self._calls.append(1)
+        return self._inner.invoke()
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)

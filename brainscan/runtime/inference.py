@@ -40,6 +40,12 @@ def load_model(path: str | os.PathLike | None = None, backend: str = "auto"):
     return load_keras_model(folder, card, ood)
 
 
+def fresh_input(model):
+    """A callable that empties the model's one-input cache (runtime.lite), so that timing the same scan again
+    measures the network and not the cache. A no-op for back-ends without one."""
+    return getattr(model, "forget_last_input", lambda: None)
+
+
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     z = np.asarray(logits, np.float64) / temperature
     z -= z.max(axis=-1, keepdims=True)

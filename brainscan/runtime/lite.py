@@ -59,6 +59,10 @@ class LiteModel(CardFields):
             self._last = (key, fmap.copy(), logits.copy())
         return fmap, logits
 
+    def forget_last_input(self) -> None:
+        """Drop the one-input cache, so that the next call runs the network (benchmarks time real passes)."""
+        self._last = None
+
     def features_and_logits(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Pooled features (global average of the last feature map, as the network's own pooling layer
         computes them) and logits."""
