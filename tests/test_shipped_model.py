@@ -61,7 +61,9 @@ def test_card_says_what_it_was_trained_on_and_scored():
     for key in ("test_dedup", "test", "institution_holdout", "val"):
         assert 0 < c["scores"][key]["accuracy"] <= 1
     assert 0 < c["operating_threshold"]["tumor_probability"] < 1
-    assert {"brats_flair", "brats_t1c", "yes_no_dedup"} <= set(c["external"])
+    assert {"brats_flair", "brats_t1c", "brats_flair_upside_down", "brats_t1c_upside_down",
+            "yes_no_dedup"} <= set(c["external"])
+    assert c["training"]["upside_down_share"] == 0.5 and c["training"]["skull_stripped_share"] == 0.3
     assert c["training"]["command"].startswith("python -m brainscan train")
     assert c["calibration"]["ece_before"] >= 0 and c["calibration"]["ece_after"] >= 0
 
