@@ -238,10 +238,9 @@ def answer_panel(result: Any, limitations: list[str] | None = None, folder: Path
                        "(flagged as unfamiliar above 99%).")
         st.caption("Probabilities are calibrated on validation data: see Model and metrics for how reliable "
                    "they are. Not a medical device.")
-        if limitations:
-            st.warning("**Known limitation:** on scans from other hospitals and sequences (for example "
-                       "skull-stripped or FLAIR images) this model often misses tumors; see Model and metrics.",
-                       icon=":material/warning:")
+        if limitations:  # the card's own measured sentences, not a fixed text that outlives the model
+            st.warning("**Known limitations (measured):**\n" + "\n".join(f"- {x}" for x in limitations)
+                       + "\n\nSee Model and metrics.", icon=":material/warning:")
 
 
 def image_controls() -> tuple[str, float, str]:
