@@ -258,8 +258,11 @@ def _train_dataset(cfg: TrainConfig, data: Prepared):
         guided = data.masks is not None
         # One outline per view, [plain] or [plain, stripped] (guidance.mask_targets).
         stripped_outlines = guided and data.masks.ndim == 4 and p_strip > 0
-        outlines = data.masks if guided and data.masks.ndim == 4 else (data.masks[None] if guided else None)
-        masks = tf.constant(outlines if guided else np.zeros((1, 1, 1, 1), np.uint8))
+        if guided:
+            outlines = data.masks if data.masks.ndim == 4 else data.masks[None]
+        else:
+            outlines = np.zeros((1, 1, 1, 1), np.uint8)
+        masks = tf.constant(outlines)
         has_mask = tf.constant(data.has_mask if guided else np.zeros(1, np.float32))
         tumor_free = classes.index("notumor") if "notumor" in classes else -1
 
