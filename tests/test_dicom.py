@@ -344,3 +344,36 @@ def test_identifiers_never_leak(make_dicom, caplog):
     blob = "\n".join(texts)
     for secret in SECRETS:
         assert secret not in blob
+
+
+# --- orientation -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("orientation", "expected"), [
+    ([1, 0, 0, 0, 1, 0], (False, False)),  # the usual axial view: rows to the patient's left, columns backwards
+    ([1, 0, 0, 0, -1, 0], (True, False)),  # columns run forwards: the back of the head is at the top (BRATS)
+    ([-1, 0, 0, 0, 1, 0], (False, True)),  # rows run to the patient's right
+    ([-1, 0, 0, 0, -1, 0], (True, True)),
+    ([0.98, 0.17, 0, -0.17, 0.98, 0], (False, False)),  # tilted 10 degrees: still the usual view
+    ([0, 1, 0, 0, 0, -1], (False, False)),  # sagittal: left as stored
+    ([0, 1, 0, 1, 0, 0], (False, False)),  # axial but turned by 90 degrees: left as stored
+    (None, (False, False)),
+    (["a", 0, 0, 0, 1, 0], (False, False)),
+    ([1, 0, 0], (False, False)),
+])
+def test_axial_display_flips(orientation, expected):
+    from brainscan.scans.dicom import axial_display_flips
+
+    assert axial_display_flips(orientation) == expected
+
+
+def test_a_slice_stored_back_of_head_up_is_shown_front_up_with_a_note(make_dicom):
+    arr = np.zeros((16, 16), np.uint16)
+    arr[1, 3] = 1000  # one bright pixel near the top-left corner as stored
+    plain, _, _, _, notes = read_dicom(make_dicom(arr, ImageOrientationPatient=[1, 0, 0, 0, 1, 0]))
+    assert np.unravel_index(plain.argmax(), plain.shape) == (1, 3) and not any("orientation" in n for n in notes)
+    turned, _, _, _, notes = read_dicom(make_dicom(arr, ImageOrientationPatient=[1, 0, 0, 0, -1, 0]))
+    assert np.unravel_index(turned.argmax(), turned.shape) == (14, 3)
+    assert any("front of the head at the top" in n for n in notes)
+    both, _, _, _, _ = read_dicom(make_dicom(arr, ImageOrientationPatient=[-1, 0, 0, 0, -1, 0]))
+    assert np.unravel_index(both.argmax(), both.shape) == (14, 12)

@@ -222,6 +222,24 @@ def _to_gray(arr: np.ndarray, ds: Dataset, photometric: str) -> np.ndarray:
     return np.clip(luma(arr, scale), 0.0, 1.0)
 
 
+def axial_display_flips(orientation: Any) -> tuple[bool, bool]:
+    """(up-down, left-right) flips that show an axial slice as radiologists (and every training source) do:
+    front of the head at the top, the patient's right on the image's left. ImageOrientationPatient holds the
+    row and column directions in patient coordinates (x toward the patient's left, y toward the back), so
+    the usual view has rows along +x and columns along +y. Anything else (no tag, a sagittal or coronal
+    slice, a slice rotated by about 90 degrees) is left as stored: (False, False)."""
+    try:
+        values = [float(v) for v in orientation]
+    except (TypeError, ValueError):
+        return False, False
+    if len(values) != 6 or not all(np.isfinite(values)):
+        return False, False
+    row, col = np.array(values[:3]), np.array(values[3:])
+    if abs(row[0]) < 0.7 or abs(col[1]) < 0.7:  # not an axial slice in the usual frame, or turned sideways
+        return False, False
+    return bool(col[1] < 0), bool(row[0] < 0)
+
+
 def read_dicom(
     data: bytes,
     frame: int | None = None,
@@ -309,6 +327,11 @@ def _decode(ds: Dataset, tsyntax: str, index: int, n_frames: int, notes: list[st
         notes.append("MONOCHROME1 image: inverted so that higher values are brighter.")
     if n_frames > 1:
         notes.append(f"Showing frame {index} of {n_frames} (numbered from 0).")
+    flip_up_down, flip_left_right = axial_display_flips(_get(ds, "ImageOrientationPatient"))
+    if flip_up_down or flip_left_right:
+        pixels = np.asarray(pixels)[::-1 if flip_up_down else 1, ::-1 if flip_left_right else 1]
+        notes.append("Turned to the usual axial view (front of the head at the top, the patient's right on the "
+                     "image's left), as the file's orientation tag says.")
 
     meta = _metadata(ds, tsyntax, n_frames)
     meta["window"] = window
