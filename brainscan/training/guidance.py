@@ -29,11 +29,13 @@ def mask_input(image_path: str, mask_path: str, size: int, strip_depth: float = 
     """The tumour outline in model-input geometry: the image's own crop box applied to its mask. With
     strip_depth > 0, that of the skull-stripped view (batch.prepare_one with the same depth): its crop box,
     and only the part of the outline that the strip kept."""
-    gray = load_gray(image_path)
-    mask = load_gray(mask_path) > 0.5
+    return _outline(load_gray(image_path), load_gray(mask_path) > 0.5, size, strip_depth)
+
+
+def _outline(gray: np.ndarray, mask: np.ndarray, size: int, strip_depth: float) -> np.ndarray:
     if strip_depth > 0:
         gray = strip_skull(gray, strip_depth)
-        mask &= gray > 0
+        mask = mask & (gray > 0)
     box = prepare(gray, size, keep_steps=False).box
     return resize(crop_square(mask.astype(np.float32), box), size)
 
@@ -48,9 +50,10 @@ def mask_targets(items, size: int, tumor_free: str = "notumor",
     has = np.zeros(len(items), np.float32)
     for i, it in enumerate(items):
         if it.mask:
+            gray, outline = load_gray(it.path), load_gray(it.mask) > 0.5  # read once for both views
             for v in range(views):
                 depth = 0.0 if v == 0 else float(strip_depths[i])
-                masks[v, i] = (mask_input(it.path, it.mask, size, depth) > 0.5).astype(np.uint8) * 255
+                masks[v, i] = (_outline(gray, outline, size, depth) > 0.5).astype(np.uint8) * 255
             has[i] = 1.0
         elif it.label == tumor_free:
             has[i] = 1.0
