@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
+from train_page_helpers import PAGE, rerun_until, start, texts, tiny_settings
 
 from brainscan import hosting, runs
 
-PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "train.py")
 KEY = "operator-key-for-tests"
 
 
@@ -47,33 +47,9 @@ def visitor() -> AppTest:
     return at
 
 
-def texts(elements) -> str:
-    return "\n".join(str(e.value) for e in elements)
-
-
 def everything(at: AppTest) -> str:
     return "\n".join(texts(getattr(at, kind)) for kind in ("markdown", "caption", "info", "warning", "error",
                                                             "success", "text", "code"))
-
-
-def tiny(at: AppTest, epochs: int = 30) -> None:
-    at.selectbox(key="train_img").set_value(32)
-    at.number_input(key="train_epochs").set_value(epochs)
-    at.number_input(key="train_max").set_value(16)
-    at.selectbox(key="train_batch").set_value(8)
-    at.number_input(key="train_patience").set_value(200)
-
-
-def start(at: AppTest) -> AppTest:
-    return next(b for b in at.button if b.label == "Start training").click().run()
-
-
-def rerun_until(at: AppTest, cond: Callable[[AppTest], bool], timeout: float = 120) -> AppTest:
-    deadline = time.monotonic() + timeout
-    while not cond(at) and time.monotonic() < deadline:
-        time.sleep(1)
-        at.run()
-    return at
 
 
 def test_no_typed_server_path_only_declared_datasets(env: Path, phantoms: str) -> None:
@@ -98,7 +74,7 @@ def test_limits_are_the_widgets_ranges(env: Path) -> None:
 
 def test_two_visitors_cannot_see_or_stop_each_others_runs_and_queue_fairly(env: Path) -> None:
     a, b = visitor(), visitor()
-    tiny(a)
+    tiny_settings(a, epochs=30, max_images=16)
     start(a)
     assert "Started run" in texts(a.success), texts(a.error) + texts(a.warning)
     mine = runs.list_runs()[0]
@@ -111,7 +87,7 @@ def test_two_visitors_cannot_see_or_stop_each_others_runs_and_queue_fairly(env: 
         runs.stop_run(mine.path, owner=hosting.owner_id("someone else"))
     assert runs.run_info(mine.path).state == "running"
 
-    tiny(b)
+    tiny_settings(b, epochs=30, max_images=16)
     start(b)  # B queues behind A instead of being refused or taking the slot
     assert "queue" in everything(b).lower(), everything(b)
     start(b)  # a second request from B while B already waits: refused (one waiting run per visitor)

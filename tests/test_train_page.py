@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
+from train_page_helpers import PAGE, rerun_until, start, texts, tiny_settings
 
 from brainscan import runs
-
-PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "train.py")
 
 
 @pytest.fixture(scope="module")
@@ -36,30 +34,6 @@ def page(dataset: str | None = None) -> AppTest:
     at.run()
     if dataset is not None:
         at.text_input(key="train_data").input(dataset).run()
-    return at
-
-
-def texts(elements) -> str:
-    return "\n".join(str(e.value) for e in elements)
-
-
-def tiny_settings(at: AppTest, epochs: int) -> None:
-    at.selectbox(key="train_img").set_value(32)
-    at.number_input(key="train_epochs").set_value(epochs)
-    at.number_input(key="train_max").set_value(0)
-    at.selectbox(key="train_batch").set_value(8)
-    at.number_input(key="train_patience").set_value(200)
-
-
-def start(at: AppTest) -> AppTest:
-    return next(b for b in at.button if b.label == "Start training").click().run()
-
-
-def rerun_until(at: AppTest, cond: Callable[[AppTest], bool], timeout: float = 240) -> AppTest:
-    deadline = time.monotonic() + timeout
-    while not cond(at) and time.monotonic() < deadline:
-        time.sleep(1)
-        at.run()
     return at
 
 
