@@ -105,6 +105,18 @@ def _summary(r: dict) -> str:
     return "\n".join(lines)
 
 
+def _dedup_reference(args: argparse.Namespace) -> tuple[list[str], Path | None]:
+    """The folders a yes/no image must not nearly duplicate (--dedup-against, plus every training source of
+    --recipe), and the recipe's hash cache, so that the training images are not hashed again."""
+    against = list(args.dedup_against or [])
+    if not args.recipe:
+        return against, None
+    from brainscan.training.sources import load_recipe
+
+    against += [str(s.path) for s in load_recipe(args.recipe, args.data_root).sources]
+    return against, Path(args.recipe).resolve().parent.parent / ".cache"
+
+
 def cmd_external(args: argparse.Namespace) -> int:
     from brainscan.evaluation.external import attach_to_model, evaluate_brats, evaluate_yes_no
     from brainscan.modelfolder import write_markdown
@@ -118,12 +130,7 @@ def cmd_external(args: argparse.Namespace) -> int:
             result[key] = evaluate_brats(args.brats, model, max_per_sequence=args.max_per_sequence,
                                          patients=patients or None, upside_down=turned)
     if args.yes_no:
-        against = list(args.dedup_against or [])
-        if args.recipe:  # every training source of the recipe
-            from brainscan.training.sources import load_recipe
-
-            against += [str(s.path) for s in load_recipe(args.recipe, args.data_root).sources]
-        cache = Path(args.recipe).resolve().parent.parent / ".cache" if args.recipe else None  # the recipe's hashes
+        against, cache = _dedup_reference(args)
         result["yes_no"] = evaluate_yes_no(args.yes_no, model, against, cache_dir=cache)
     if args.recipe:
         from brainscan.evaluation.pointing import evaluate_outlined_slices
@@ -152,8 +159,9 @@ def cmd_uncertainty(args: argparse.Namespace) -> int:
     from brainscan.evaluation.deferral import fit_and_measure, summary_lines
 
     command = "python -m brainscan " + " ".join(args.argv)
+    against, cache = _dedup_reference(args)
     result = fit_and_measure(args.model, args.data, coverage=args.coverage, brats=args.brats, yes_no=args.yes_no,
-                             dedup_against=args.dedup_against, command=command)
+                             dedup_against=against, cache_dir=cache, command=command)
     print("\n".join(summary_lines(result)))
     return 0
 
@@ -242,6 +250,9 @@ def build_parser() -> argparse.ArgumentParser:
     un.add_argument("--yes-no", help="a yes/no folder (e.g. navoneel-yes-no)")
     un.add_argument("--dedup-against", action="append",
                     help="drop yes/no images with a near-duplicate in this folder (repeatable)")
+    un.add_argument("--recipe", help="the recipe the model was trained with: drop yes/no images with a "
+                                     "near-duplicate in any of its sources, reusing its hash cache")
+    un.add_argument("--data-root", help="with --recipe: where its sources are (default: the recipe's own)")
     un.set_defaults(func=cmd_uncertainty)
 
     sa = sub.add_parser("sanity", help="heatmap sanity check: model randomisation (writes sanity.json/.npz)")

@@ -22,6 +22,12 @@ MODELS_ENV = "BRAINSCAN_MODELS_DIR"  # the folder of model folders (promote writ
 RUNS_ENV = "BRAINSCAN_RUNS_DIR"  # the Train page's run folders
 
 
+def resolve_data_path(path: str | os.PathLike) -> Path:
+    """A dataset path as typed on the page: ~ expanded, relative paths taken from the repository root."""
+    p = Path(os.path.expanduser(str(path).strip()))
+    return (p if p.is_absolute() else REPO_ROOT / p).resolve()  # one spelling per folder ('/../' and links)
+
+
 def models_dir(override: str | os.PathLike | None = None) -> Path:
     """The models folder: the argument, else $BRAINSCAN_MODELS_DIR, else <repo>/models."""
     return Path(override or os.environ.get(MODELS_ENV) or MODELS_DIR)

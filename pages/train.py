@@ -17,6 +17,7 @@ from brainscan import hosting, janitor, runs
 from brainscan.app import figures, ui
 from brainscan.errors import BrainScanError
 from brainscan.scans.archive import extract_zip
+from brainscan.scans.summary import dataset_summary, find_datasets
 from brainscan.training import architectures
 from brainscan.training.progress import is_trainer_line
 
@@ -53,12 +54,12 @@ def _uploads_dir() -> Path:
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def _summary(path: str, stamp: float) -> dict:
-    return runs.dataset_summary(path)
+    return dataset_summary(path)
 
 
 @st.cache_data(show_spinner=False, ttl=600)
 def _found_datasets() -> list[str]:
-    return [str(p) for p in runs.find_datasets()]
+    return [str(p) for p in find_datasets()]
 
 
 def _stamp(root: Path) -> float:

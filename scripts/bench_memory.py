@@ -113,8 +113,8 @@ try:
         r = scan(case["file"])
         out["result"] = f"answered ({r.scan.pixels.shape[1]}x{r.scan.pixels.shape[0]} after decoding)"
     else:
-        from brainscan import runs
-        s = runs.dataset_summary(case["folder"])
+        from brainscan.scans import summary
+        s = summary.dataset_summary(case["folder"])
         out["result"] = f"summary: {s['n_images']} images, {len(s.get('unreadable', []))} unreadable"
 except Exception as err:
     out["result"] = f"refused: {type(err).__name__}: {err}"

@@ -11,6 +11,5 @@ DATA="${2:-../shared/data}"
 python -m brainscan external --model "$MODEL" --brats "$DATA/brats2013-slices" --yes-no "$DATA/navoneel-yes-no" \
   --recipe recipes/v3.toml --data-root "$DATA"
 python -m brainscan uncertainty "$MODEL" --data "$DATA" --brats "$DATA/brats2013-slices" \
-  --yes-no "$DATA/navoneel-yes-no" --dedup-against "$DATA/brain-tumor-mri" --dedup-against "$DATA/lgg-tcga-slices" \
-  --dedup-against "$DATA/ms-ljubljana-slices" --dedup-against "$DATA/ixi-t1-midaxial"
+  --yes-no "$DATA/navoneel-yes-no" --recipe recipes/v3.toml --data-root "$DATA"
 python -m brainscan sanity "$MODEL"

@@ -37,7 +37,7 @@ def test_cli_fifo_device_and_huge_file_are_refused_quickly(tmp_path: Path) -> No
 
 
 def test_summary_lists_unreadable_files_instead_of_failing(tmp_path: Path) -> None:
-    from brainscan import runs
+    from brainscan.scans import summary
 
     for cls in ("yes", "no"):
         (tmp_path / cls).mkdir()
@@ -46,7 +46,7 @@ def test_summary_lists_unreadable_files_instead_of_failing(tmp_path: Path) -> No
     (tmp_path / "yes" / "README").write_text("an extension-less file that is not an image")
     (tmp_path / "no" / "id_rsa").write_bytes(b"-----BEGIN OPENSSH PRIVATE KEY-----\n")
     Image.new("L", (13000, 13000)).save(tmp_path / "no" / "huge.png")
-    s = runs.dataset_summary(tmp_path)
+    s = summary.dataset_summary(tmp_path)
     assert s["n_images"] == 6
     assert sorted(u["file"] for u in s["unreadable"]) == ["no/huge.png", "no/id_rsa", "yes/README"]
     assert all(str(tmp_path) not in u["file"] + u["reason"] for u in s["unreadable"])

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from brainscan import runs
+from brainscan.scans import summary
 from brainscan.scans.datasets import DatasetError
 
 TINY = {"img_size": 32, "batch_size": 8, "max_images": 0}
@@ -161,7 +162,7 @@ def test_promote_refuses_unfinished(runs_dir: Path, tmp_path: Path) -> None:
 
 
 def test_dataset_summary(phantoms: str, tmp_path: Path) -> None:
-    s = runs.dataset_summary(phantoms)
+    s = summary.dataset_summary(phantoms)
     assert s["counts"] == {"notumor": 8, "tumor": 8} and s["n_images"] == 16
     assert s["split"]["train"] + s["split"]["val"] + s["split"]["test_dedup"] == 16
     assert sum(s["split_per_class"]["val"].values()) == s["split"]["val"]
@@ -169,7 +170,7 @@ def test_dataset_summary(phantoms: str, tmp_path: Path) -> None:
     assert s["near_duplicates"]["max_hamming_bits"] > 0
     (tmp_path / "empty" / "stuff").mkdir(parents=True)
     with pytest.raises(DatasetError, match="No class folders"):
-        runs.dataset_summary(tmp_path / "empty")
+        summary.dataset_summary(tmp_path / "empty")
 
 
 def test_find_datasets(tmp_path: Path) -> None:
@@ -177,8 +178,8 @@ def test_find_datasets(tmp_path: Path) -> None:
 
     dataset = write_dataset(tmp_path / "shared" / "tiny", per_class=2, size=32)
     (tmp_path / "shared" / "not_a_dataset" / "misc").mkdir(parents=True)
-    assert runs.find_datasets([tmp_path / "shared"]) == [dataset]
-    assert runs.find_datasets([tmp_path / "missing"]) == []
+    assert summary.find_datasets([tmp_path / "shared"]) == [dataset]
+    assert summary.find_datasets([tmp_path / "missing"]) == []
 
 
 # --- slow: real training subprocesses -----------------------------------------------------------

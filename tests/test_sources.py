@@ -420,3 +420,18 @@ def test_import_does_not_import_tensorflow():
     code = ("import sys, brainscan.training.sources; "
             "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=os.path.dirname(os.path.dirname(__file__)))
+
+
+def test_yes_no_dedup_reference_is_every_recipe_source_and_its_hash_cache(tmp_path):
+    """`external` and `uncertainty` drop yes/no images against the same folders, and reuse the recipe's hashes."""
+    from brainscan.cli import _dedup_reference, build_parser
+
+    root, recipe = make_data(tmp_path)
+    for command in (["external", "--model", "m"], ["uncertainty", "m", "--data", str(root)]):
+        args = build_parser().parse_args(command + ["--dedup-against", "extra", "--recipe", str(recipe),
+                                                    "--data-root", str(root)])
+        against, cache = _dedup_reference(args)
+        assert against == ["extra"] + [str((root / s).resolve()) for s in ("btm", "lgg", "ms")]
+        assert cache == tmp_path / "repo" / ".cache"
+        args = build_parser().parse_args(command + ["--dedup-against", "extra"])
+        assert _dedup_reference(args) == (["extra"], None)

@@ -1,8 +1,8 @@
 """Choosing the "uncertain: needs a human" threshold on validation, and the coverage / accuracy curves.
 
-``python -m brainscan uncertainty MODEL --data DIR [--brats DIR] [--yes-no DIR --dedup-against DIR]`` runs
-every candidate score of brainscan.runtime.uncertainty on the model's validation split (the files split.json lists,
-found under DIR), keeps the one with the smallest area under the risk-coverage curve there, sets the
+``python -m brainscan uncertainty MODEL --data DIR [--brats DIR] [--yes-no DIR --recipe TOML|--dedup-against DIR]``
+runs every candidate score of brainscan.runtime.uncertainty on the model's validation split (the files split.json
+lists, found under DIR), keeps the one with the smallest area under the risk-coverage curve there, sets the
 threshold so that the chosen share of validation scans is answered (default 90%), and measures on the
 deduplicated test split (4-class answer) and on each external set (tumour or not) how accuracy on the
 answered scans rises as more are deferred. Everything goes into the model folder's uncertainty.json.
@@ -91,11 +91,12 @@ def _brats(root: str) -> dict[str, tuple[list[str], list[str]]]:
     return out
 
 
-def _yes_no(root: str, dedup_against: list[str] | str | None) -> tuple[list[str], list[str], int]:
+def _yes_no(root: str, dedup_against: list[str] | str | None,
+            cache_dir: str | Path | None = None) -> tuple[list[str], list[str], int]:
     """The yes/no images without near-duplicates of the training folders (the same rule as `external`)."""
     from brainscan.evaluation.external import yes_no_without_duplicates
 
-    kept = yes_no_without_duplicates(root, dedup_against)
+    kept = yes_no_without_duplicates(root, dedup_against, cache_dir)
     return kept["paths"], kept["labels"], kept["removed"]
 
 
@@ -117,7 +118,8 @@ def tta_cost_ms(model, inputs: np.ndarray, repeats: int = 15) -> dict:
 
 
 def fit_and_measure(model_dir: str, data_dir: str, coverage: float = 0.9, brats: str | None = None,
-                    yes_no: str | None = None, dedup_against: str | None = None, command: str = "") -> dict:
+                    yes_no: str | None = None, dedup_against: list[str] | str | None = None,
+                    cache_dir: str | Path | None = None, command: str = "") -> dict:
     from brainscan.runtime.inference import load_model
     from brainscan.scans.batch import prepare_paths
 
@@ -136,7 +138,7 @@ def fit_and_measure(model_dir: str, data_dir: str, coverage: float = 0.9, brats:
             sets[key] = {**_evaluate(model, paths, labels, binary=True),
                          "what": f"BRATS 2013 {key.split('_', 1)[1].upper()} slices (tumour vs tumour-free)"}
     if yes_no:
-        paths, labels, removed = _yes_no(yes_no, dedup_against)
+        paths, labels, removed = _yes_no(yes_no, dedup_against, cache_dir)
         sets["yes_no_dedup"] = {**_evaluate(model, paths, labels, binary=True),
                                 "what": f"navoneel yes/no without {removed} near-duplicates of the training data "
                                         "(tumour vs not)"}
