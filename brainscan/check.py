@@ -33,6 +33,8 @@ class CheckResult:
             out["needs_human"] = self.uncertainty.needs_human
         if self.heatmap is not None:
             out["cam_method"] = self.heatmap.method
+            if self.heatmap.instead_of:
+                out["cam_instead_of"] = self.heatmap.instead_of  # that method's map was empty
             out["cam_peak"] = list(self.heatmap.peak)
         return out
 

@@ -117,6 +117,45 @@ def _dedup_reference(args: argparse.Namespace) -> tuple[list[str], Path | None]:
     return against, Path(args.recipe).resolve().parent.parent / ".cache"
 
 
+def _outlined_slices(model, args: argparse.Namespace, **options) -> dict | None:
+    """The pointing game on the outlined slices of the recipe's source with tumour masks (lgg-tcga-slices) that
+    the model did not train on (its split.json parts)."""
+    from brainscan.evaluation.pointing import evaluate_outlined_slices
+    from brainscan.training.sources import load_recipe
+
+    recipe = load_recipe(args.recipe, args.data_root)
+    split = json.loads((Path(model.path) / "split.json").read_text()).get("files", {})
+    for src in recipe.sources:
+        if src.mask_column and src.csv:
+            return evaluate_outlined_slices(model, str(recipe.data_root), split, src.csv,
+                                            str(Path(src.path).relative_to(recipe.data_root)), **options)
+    return None
+
+
+def cmd_pointing(args: argparse.Namespace) -> int:
+    """Compare heatmap methods by the pointing game on one part of the split (validation, to choose one)."""
+    from brainscan.cam.methods import get as cam_method
+    from brainscan.runtime.inference import load_model
+
+    model = load_model(args.model)
+    rows = []
+    for method in args.methods.split(","):
+        for fallback in (False, True) if cam_method(method).when_empty else (False,):
+            out = _outlined_slices(model, args, parts=(args.part,), cam_method=method, fallback=fallback) or {}
+            for seq, pg in out.get("parts", {}).get(args.part, {}).items():
+                rows.append({"method": method + (f" (else {cam_method(method).when_empty})" if fallback else ""),
+                             "sequence": seq, **pg})
+    if args.json:
+        print(json.dumps({"part": args.part, "rows": rows}, indent=2))
+        return 0
+    print(f"pointing game on lgg-tcga outlined slices, part {args.part!r} (hit rate; brightest spot; random point)")
+    for r in rows:
+        print(f"{r['method']:<26} {r['sequence']:<6} n={r['n']:<4} {r['hit_rate']:.3f}  "
+              f"{r['baseline_brightest_point']:.3f}  {r['baseline_random_point_in_head']:.3f}  "
+              f"empty {r['empty_heatmap']:.3f}")
+    return 0
+
+
 def cmd_external(args: argparse.Namespace) -> int:
     from brainscan.evaluation.external import attach_to_model, evaluate_brats, evaluate_yes_no
     from brainscan.modelfolder import write_markdown
@@ -127,21 +166,16 @@ def cmd_external(args: argparse.Namespace) -> int:
     if args.brats:
         patients = [p for p in (args.brats_patients or "").split(",") if p]
         for key, turned in (("brats", False), ("brats_upside_down", True)):  # as stored, and turned front-up
-            result[key] = evaluate_brats(args.brats, model, max_per_sequence=args.max_per_sequence,
-                                         patients=patients or None, upside_down=turned)
+            result[key] = evaluate_brats(args.brats, model, cam_method=args.cam_method,
+                                         max_per_sequence=args.max_per_sequence, patients=patients or None,
+                                         upside_down=turned)
     if args.yes_no:
         against, cache = _dedup_reference(args)
         result["yes_no"] = evaluate_yes_no(args.yes_no, model, against, cache_dir=cache)
     if args.recipe:
-        from brainscan.evaluation.pointing import evaluate_outlined_slices
-        from brainscan.training.sources import load_recipe
-
-        recipe = load_recipe(args.recipe, args.data_root)
-        split = json.loads((Path(model.path) / "split.json").read_text()).get("files", {})
-        for src in recipe.sources:
-            if src.mask_column and src.csv:
-                result["outlined_slices"] = evaluate_outlined_slices(
-                    model, str(recipe.data_root), split, src.csv, str(Path(src.path).relative_to(recipe.data_root)))
+        outlined = _outlined_slices(model, args, cam_method=args.cam_method)
+        if outlined:
+            result["outlined_slices"] = outlined
     attach_to_model(str(model.path), result)
     write_markdown(model.path)
     print(json.dumps(json.loads((model.path / "card.json").read_text())["external"], indent=2))
@@ -229,7 +263,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from brainscan.cam.methods import CAM_METHODS
+    from brainscan.cam.methods import CAM_METHODS, DEFAULT_CAM_METHOD
     from brainscan.config import TRAIN_DEFAULTS as D
     from brainscan.training.architectures import NAMES as ARCHITECTURES
 
@@ -268,7 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("paths", nargs="+")
     pr.add_argument("--model", help="model folder (default: the one in models/)")
     pr.add_argument("--cam", action="store_true", help="add cam_peak [x, y] in original pixel coordinates")
-    pr.add_argument("--cam-method", default="gradcam", choices=CAM_METHODS)
+    pr.add_argument("--cam-method", default=DEFAULT_CAM_METHOD, choices=CAM_METHODS)
     pr.add_argument("--cam-out", help="also write heatmap overlays (PNG) to this folder")
     pr.set_defaults(func=cmd_predict)
 
@@ -334,7 +368,19 @@ def build_parser() -> argparse.ArgumentParser:
                                      "the pointing game on its outlined test slices (lgg-tcga-slices)")
     ex.add_argument("--data-root", help="with --recipe: where its sources are (default: the recipe's own)")
     ex.add_argument("--max-per-sequence", type=int, default=0)
+    ex.add_argument("--cam-method", default=DEFAULT_CAM_METHOD, choices=CAM_METHODS,
+                    help=f"the heatmap method of the pointing game (default {DEFAULT_CAM_METHOD}, as the app)")
     ex.set_defaults(func=cmd_external)
+
+    pg = sub.add_parser("pointing", help="compare heatmap methods by the pointing game on the recipe's outlined "
+                                          "slices of one split part (validation: where a method may be chosen)")
+    pg.add_argument("model")
+    pg.add_argument("--recipe", required=True, help="the recipe the model was trained with (recipes/v3.toml)")
+    pg.add_argument("--data-root", help="where its sources are (default: the recipe's own)")
+    pg.add_argument("--part", default="val", choices=("val", "test", "institution_holdout"))
+    pg.add_argument("--methods", default=",".join(CAM_METHODS), help="comma-separated (default: all)")
+    pg.add_argument("--json", action="store_true")
+    pg.set_defaults(func=cmd_pointing)
 
     po = sub.add_parser("promote", help="copy a finished run's model into models/ atomically")
     po.add_argument("run")

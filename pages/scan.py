@@ -31,8 +31,9 @@ log = logging.getLogger("brainscan.app")
 KEEP_RESULTS = 3  # full results (pixels, heatmaps) kept per session for quick re-display
 DISPLAY_SIDE = 768  # longest side of the images sent to the browser
 STEP_SIDE = 256
-CAM_HELP = ("Grad-CAM: fast and coarse. Grad-CAM++: can show several regions. "
-            "Score-CAM: does not use gradients; slower (about a second).")
+CAM_HELP = ("Grad-CAM: fast and coarse; where it is empty, CAM is shown instead. Grad-CAM++: can show several "
+            "regions. Score-CAM: does not use gradients; slower (about a second). CAM (signed): the evidence for "
+            "the class at each place, relative to the place with the least.")
 
 
 @dataclass(frozen=True)
@@ -272,7 +273,11 @@ def images(result: Any, method: str, opacity: float, colormap: str, model: Any) 
                 alt="Heatmap overlay on the scan", caption=caption)
     if case is not None:
         ui_teaching.case_truth(case, mask, hm.peak, label)
-    if hm.empty:
+    if hm.instead_of:
+        st.info(f"{CAM_LABELS[hm.instead_of]} is empty: no region added to the score for “{label}” (the answer "
+                "comes from evidence against the other classes). Shown instead: CAM, where the evidence is least "
+                f"against “{label}”. Read it as relative, not as a finding.")
+    elif hm.empty:
         st.info(f"The heatmap is empty: no region pushed the model towards “{label}”, so nothing is highlighted.")
     else:
         st.caption(f"Warm colours mark the regions that pushed the model most towards “{label}”. "

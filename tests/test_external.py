@@ -165,6 +165,48 @@ def test_an_empty_heatmap_never_counts_as_a_hit_and_is_counted_apart():
     tally = PointingTally()
     probs = {"glioma": 0.9, "meningioma": 0.05, "notumor": 0.03, "pituitary": 0.02}
     for _ in range(2):
-        tally.add(FlatThenPeak(), img, prepare(img, 16), probs, mask)
+        tally.add(FlatThenPeak(), img, prepare(img, 16), probs, mask, fallback=False)
     s = tally.summary()
     assert tally.hits == [False, True] and s["empty_heatmap"] == 0.5 and s["hit_rate"] == 0.5
+    assert s["fell_back"] == 0
+
+
+class SignedEvidence:
+    """A model whose glioma evidence is negative everywhere, least so in the bottom-right cell: Grad-CAM (the
+    evidence cut at zero) is empty, CAM (the evidence shifted to a minimum of 0) peaks bottom-right."""
+
+    classes = ["glioma", "meningioma", "notumor", "pituitary"]
+
+    def __init__(self):
+        self.asked = []
+
+    def cam(self, x, k, method, layer):
+        from brainscan.cam import headcam
+
+        self.asked.append(method)
+        fmap = np.array([[[1.0], [2.0]], [[3.0], [0.5]]], np.float32)  # 2 x 2 positions, one channel
+        weights = np.full((1, 4), -1.0, np.float32)  # every class's evidence falls as the channel rises
+        closed = {"gradcam": headcam.gradcam, "cam": headcam.class_activation_map}[method]
+        return headcam.expand(closed(fmap, weights, k), x.shape[0])
+
+
+def test_an_empty_grad_cam_gives_way_to_cam_and_the_tally_counts_it():
+    from brainscan.cam.heatmap import heatmap
+    from brainscan.evaluation.pointing import PointingTally
+    from brainscan.scans.preprocess import prepare
+
+    img = np.ones((32, 32), np.float32)
+    prepared = prepare(img, 16)
+    model = SignedEvidence()
+    alone = heatmap(model, prepared, 0, "gradcam", fallback=False)
+    assert alone.empty and alone.instead_of is None and alone.method == "gradcam"
+    shown = heatmap(model, prepared, 0, "gradcam")
+    assert model.asked == ["gradcam", "gradcam", "cam"]
+    assert shown.method == "cam" and shown.instead_of == "gradcam" and not shown.empty
+    assert shown.peak == (31, 31)  # the cell with the least negative evidence (0.5 of the channel)
+    mask = np.zeros((32, 32), bool)
+    mask[24:, 24:] = True
+    tally = PointingTally()
+    tally.add(model, img, prepared, {"glioma": 0.9, "meningioma": 0.05, "notumor": 0.03, "pituitary": 0.02}, mask)
+    s = tally.summary()
+    assert s["hit_rate"] == 1 and s["fell_back"] == 1 and s["empty_heatmap"] == 0

@@ -18,6 +18,8 @@ def test_gradcam_is_the_relu_of_the_class_weighted_feature_map():
     weights = np.array([[1.0, -1.0], [-2.0, 0.5]], np.float32)  # K=2 x 2 classes
     # class 0: 1*A0 - 2*A1 = [[1 - 0, 0 - 4], [3 - 2, 0.5 - 1]] -> relu -> [[1, 0], [1, 0]]
     np.testing.assert_allclose(headcam.gradcam(fmap, weights, 0), [[1, 0], [1, 0]])
+    # CAM: the same contributions before the cut, shifted by their minimum (-4).
+    np.testing.assert_allclose(headcam.class_activation_map(fmap, weights, 0), [[5, 0], [5, 3.5]])
     # Grad-CAM++ keeps only positive channel weights: class 0 -> 1*A0 only.
     np.testing.assert_allclose(headcam.gradcam_plus_plus(fmap, weights, 0), [[1, 0], [3, 0.5]])
 
@@ -78,7 +80,7 @@ def test_litert_predictions_match_keras(both_backends, tiny_dataset):
     np.testing.assert_allclose(f_lite, f_keras, atol=1e-4)
 
 
-@pytest.mark.parametrize("method", ["gradcam", "gradcam++", "scorecam"])
+@pytest.mark.parametrize("method", ["gradcam", "gradcam++", "scorecam", "cam"])
 def test_closed_forms_match_tf_keras_vis(both_backends, tiny_dataset, method):
     from brainscan.cam.heatmap import normalize_cam
     from brainscan.scans.batch import prepare_paths

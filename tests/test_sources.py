@@ -435,3 +435,26 @@ def test_yes_no_dedup_reference_is_every_recipe_source_and_its_hash_cache(tmp_pa
         assert cache == tmp_path / "repo" / ".cache"
         args = build_parser().parse_args(command + ["--dedup-against", "extra"])
         assert _dedup_reference(args) == (["extra"], None)
+
+
+def test_pointing_command_compares_heatmap_methods_on_the_validation_patients(tiny_model, tmp_path, capsys):
+    """`python -m brainscan pointing` scores every method on the recipe's outlined slices of one split part;
+    Grad-CAM twice, alone and with CAM where it is empty (as the app shows it)."""
+    import json
+
+    from brainscan.cli import main
+
+    root, recipe = make_data(tmp_path)
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model, folder)
+    val = [f"lgg/{seq}" for seq in ("glioma/t1_TCGA_A_000_01.png", "glioma/flair_TCGA_A_000_01.png",
+                                     "notumor/t1_TCGA_A_000_01.png")]  # the tumour-free slice has no outline
+    (folder / "split.json").write_text(json.dumps({"files": {"val": val, "test": ["lgg/glioma/t1_TCGA_B_000_01.png"]}}))
+    assert main(["pointing", str(folder), "--recipe", str(recipe), "--data-root", str(root), "--json",
+                 "--methods", "gradcam,cam"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["part"] == "val"
+    assert [(r["method"], r["sequence"], r["n"]) for r in out["rows"]] == [
+        ("gradcam", "flair", 1), ("gradcam", "t1", 1), ("gradcam (else cam)", "flair", 1),
+        ("gradcam (else cam)", "t1", 1), ("cam", "flair", 1), ("cam", "t1", 1)]
+    assert all(r["empty_heatmap"] == 0 for r in out["rows"] if r["method"] != "gradcam")

@@ -30,6 +30,14 @@ def gradcam(fmap: np.ndarray, weights: np.ndarray, class_index: int) -> np.ndarr
     return np.maximum(fmap @ alpha, 0.0)
 
 
+def class_activation_map(fmap: np.ndarray, weights: np.ndarray, class_index: int) -> np.ndarray:
+    """CAM (Zhou et al., CVPR 2016): each position's contribution to the class logit, fmap @ w_c, shifted so that
+    its minimum is 0 (the paper's min-max scaling). Grad-CAM is the same map cut at zero, so where no position
+    adds to the logit Grad-CAM is empty while CAM still shows where the evidence is least against the class."""
+    contribution = fmap @ weights[:, class_index]
+    return contribution - contribution.min()
+
+
 def gradcam_plus_plus(fmap: np.ndarray, weights: np.ndarray, class_index: int) -> np.ndarray:
     """With a spatially constant gradient g_k, Grad-CAM++'s alphas are all 1/(H*W) wherever g_k != 0
     (2*S*g^2 / (2*S*g^2 + S*g^3*sum A) normalised over positions), so the channel weight is

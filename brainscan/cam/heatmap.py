@@ -28,6 +28,7 @@ class Heatmap:
     model_space: np.ndarray  # size x size, [0, 1]
     original: np.ndarray  # H x W of the original image, [0, 1], zero outside the crop
     peak: tuple[int, int]  # (x, y) in original pixel coordinates
+    instead_of: str | None = None  # the method asked for, when its map was empty and this one is drawn instead
 
     @property
     def empty(self) -> bool:
@@ -37,9 +38,15 @@ class Heatmap:
 
 
 def heatmap(model, prepared: Prepared, class_index: int, method: str = "gradcam",
-            layer: str | None = None) -> Heatmap:
-    """CAM for a prepared scan and a class, mapped back through the crop box onto the original image."""
-    cam_methods.get(method)  # ValueError for an unknown method, before any work
+            layer: str | None = None, fallback: bool = True) -> Heatmap:
+    """CAM for a prepared scan and a class, mapped back through the crop box onto the original image. With
+    fallback, a method whose map is empty gives way to its registry's ``when_empty`` method (Grad-CAM -> CAM)."""
+    entry = cam_methods.get(method)  # ValueError for an unknown method, before any work
     cam = normalize_cam(model.cam(np.asarray(prepared.input, np.float32), class_index, method, layer))
     original = to_original(cam, prepared.box, prepared.original_shape)
-    return Heatmap(method, class_index, cam, original, peak(original))
+    shown = Heatmap(method, class_index, cam, original, peak(original))
+    if shown.empty and fallback and entry.when_empty:
+        instead = heatmap(model, prepared, class_index, entry.when_empty, layer, fallback=False)
+        instead.instead_of = method
+        return instead
+    return shown

@@ -78,7 +78,20 @@ class ScoreCam(CamMethod):
         return {"normalize_cam": False, "max_N": min(32, channels)}
 
 
-VISUALIZERS = {cls.__name__: cls for cls in (GradCam, GradCamPlusPlus, ScoreCam)}  # named in cam.methods
+class Cam(CamMethod):
+    """Grad-CAM without its ReLU, shifted to a minimum of 0: for a pooled linear head this is CAM (Zhou et al.)."""
+
+    visualizer_cls = Gradcam
+
+    def __call__(self, x: np.ndarray, class_index: int, layer: str) -> np.ndarray:
+        cam = super().__call__(x, class_index, layer)
+        return cam - cam.min()
+
+    def options(self, channels: int) -> dict:
+        return {"normalize_cam": False, "activation_modifier": None}
+
+
+VISUALIZERS = {cls.__name__: cls for cls in (GradCam, GradCamPlusPlus, ScoreCam, Cam)}  # named in cam.methods
 
 
 def _method(model: keras.Model, method: str, cache: dict | None) -> CamMethod:

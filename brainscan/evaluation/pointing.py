@@ -42,13 +42,15 @@ class PointingTally:
     brightest: list[bool] = field(default_factory=list)
     random: list[float] = field(default_factory=list)
     empty: list[bool] = field(default_factory=list)  # no positive evidence anywhere: the peak is meaningless
+    fell_back: list[bool] = field(default_factory=list)  # the method's map was empty; its when_empty one was used
 
     def add(self, model, img: np.ndarray, prepared, probabilities: dict[str, float], mask: np.ndarray,
-            cam_method: str = "gradcam") -> None:
+            cam_method: str = "gradcam", fallback: bool = True) -> None:
         k = model.classes.index(tumour_class(probabilities))  # the heatmap of the likeliest tumour type
-        h = heatmap(model, prepared, k, cam_method)
+        h = heatmap(model, prepared, k, cam_method, fallback=fallback)
         x0, y0 = h.peak
         self.empty.append(h.empty)
+        self.fell_back.append(h.instead_of is not None)
         self.hits.append(bool(mask[y0, x0]) and not h.empty)
         dist = cv2.distanceTransform((~mask).astype(np.uint8), cv2.DIST_L2, 5)
         self.hits_tolerant.append(bool(dist[y0, x0] <= POINTING_TOLERANCE_PX) and not h.empty)
@@ -62,20 +64,22 @@ class PointingTally:
                 f"hit_rate_within_{POINTING_TOLERANCE_PX}px": float(np.mean(self.hits_tolerant)),
                 "baseline_brightest_point": float(np.mean(self.brightest)),
                 "baseline_random_point_in_head": float(np.mean(self.random)),
-                "empty_heatmap": float(np.mean(self.empty))}
+                "empty_heatmap": float(np.mean(self.empty)), "fell_back": float(np.mean(self.fell_back))}
 
 
 def evaluate_outlined_slices(model, data_root: str, split_files: dict[str, list[str]], csv_name: str,
-                             source_dir: str, parts: tuple[str, ...] = ("test", "institution_holdout"),
-                             cam_method: str = "gradcam") -> dict:
+                             source_dir: str, parts: tuple[str, ...] = ("val", "test", "institution_holdout"),
+                             cam_method: str = "gradcam", fallback: bool = True) -> dict:
     """Pointing game per part and sequence on a source's outlined tumour slices that the model was not trained
-    on (its split.json parts), e.g. lgg-tcga-slices test patients and the held-out institution."""
+    on (its split.json parts), e.g. lgg-tcga-slices validation and test patients and the held-out institution.
+    Validation is where a heatmap method may be chosen (`python -m brainscan pointing`); test and the held-out
+    institution are where it is reported."""
     root = Path(data_root) / source_dir
     with open(root / csv_name, newline="") as f:
         rows = list(csv.DictReader(f))
     masks = {r["file"]: r["mask"] for r in rows if r.get("mask")}
     seq_of = {r["file"]: r.get("sequence", "unknown") for r in rows}
-    out: dict = {"data": str(root), "cam_method": cam_method, "parts": {}}
+    out: dict = {"data": str(root), "cam_method": cam_method, "fallback": fallback, "parts": {}}
     for part in parts:
         tallies: dict[str, PointingTally] = {}
         for rel in split_files.get(part, []):
@@ -89,7 +93,7 @@ def evaluate_outlined_slices(model, data_root: str, split_files: dict[str, list[
             prepared = prepare(img, model.size)
             pred = predict(model, prepared.input)
             tallies.setdefault(seq_of.get(inner, "unknown"), PointingTally()).add(
-                model, img, prepared, pred.probabilities, mask, cam_method)
+                model, img, prepared, pred.probabilities, mask, cam_method, fallback)
         if tallies:
             out["parts"][part] = {seq: t.summary() for seq, t in sorted(tallies.items())}
     return out
