@@ -373,7 +373,7 @@ def render_markdown(card: ModelCard, files: list[str] | None = None) -> str:
     ext = card.get("external", {})
     if ext:
         lines += ["", "## Other sources and held-out patients", "",
-                  "| set | n | tumor ROC AUC | sensitivity | specificity | accuracy | Grad-CAM pointing game "
+                  "| set | n | tumor ROC AUC | sensitivity | specificity | accuracy | pointing game "
                   "(brightest spot / random point) | flagged unfamiliar |",
                   "|---|---|---|---|---|---|---|---|"]
         for key, e in ext.items():
@@ -384,6 +384,12 @@ def render_markdown(card: ModelCard, files: list[str] | None = None) -> str:
             lines.append(f"| {key} | {e.get('n')} | {_num(e.get('tumor_roc_auc'))} | {_pct(e.get('sensitivity'))} | "
                          f"{_pct(e.get('specificity'))} | {_pct(e.get('accuracy'))} | {pointing} | "
                          f"{_pct(e.get('flagged_unfamiliar'))} |")
+        heat = card.get("pointing_heatmap")
+        if heat:
+            lines += ["", f"Pointing game: the peak of the {heat['label']} heatmap of the likeliest tumour class"
+                          + (f", or of {heat['when_empty_label']} where that map is empty" if heat.get("when_empty")
+                             else "")
+                          + ", counts as a hit inside the tumour outline."]
     if card.get("limitations"):
         lines += ["", "## Limitations", ""] + [f"- {x}" for x in card["limitations"]]
     return "\n".join(lines) + "\n"

@@ -117,6 +117,18 @@ def test_attaching_one_set_keeps_the_other_sets_results(tmp_path):
     assert set(card["external"]) == {"brats_flair", "yes_no_dedup"}
     assert card["external"]["yes_no_dedup"]["accuracy"] == 0.6
     assert any("yes/no" in line for line in card["limitations"])
+    assert "pointing_heatmap" not in card  # no pointing game measured yet
+
+    seq["pointing_game"]["fell_back"] = 0.4
+    attach_to_model(str(tmp_path), {"brats": {"cam_method": "gradcam", "sequences": {"flair": seq}}})
+    card = json.loads((tmp_path / "card.json").read_text())
+    assert card["pointing_heatmap"] == {"method": "gradcam", "label": "Grad-CAM", "when_empty": "cam",
+                                        "when_empty_label": "CAM (signed)"}
+    assert card["external"]["brats_flair"]["heatmap_fell_back"] == 0.4
+    from brainscan.modelfolder import render_markdown
+
+    assert ("the peak of the Grad-CAM heatmap of the likeliest tumour class, or of CAM (signed) where that map is "
+            "empty") in render_markdown(card, [])
 
 
 def test_near_duplicates_of_reads_the_reference_hashes_from_the_cache_and_keys_them_by_absolute_path(

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from brainscan.cam import methods as cam_methods
 from brainscan.evaluation.metrics import binary_metrics
 from brainscan.evaluation.pointing import PointingTally
 from brainscan.modelfolder import write_json
@@ -157,8 +158,15 @@ def attach_to_model(model_dir: str, external: dict) -> None:
             summary[f"lgg_{part}_{seq}_pointing"] = {
                 "n": pg["n"], "pointing_game_hit_rate": pg["hit_rate"],
                 "pointing_baseline_brightest": pg.get("baseline_brightest_point"),
-                "pointing_baseline_random": pg.get("baseline_random_point_in_head")}
+                "pointing_baseline_random": pg.get("baseline_random_point_in_head"),
+                "heatmap_fell_back": pg.get("fell_back")}
     card["external"] = summary
+    method = external.get("brats", external.get("outlined_slices", {})).get("cam_method")
+    if method:
+        when_empty = cam_methods.get(method).when_empty
+        card["pointing_heatmap"] = {"method": method, "label": cam_methods.CAM_LABELS[method],
+                                    "when_empty": when_empty,
+                                    "when_empty_label": cam_methods.CAM_LABELS.get(when_empty or "")}
     card["limitations"] = measured_limitations(summary)
     write_json(folder / "card.json", card)
 
@@ -169,7 +177,8 @@ def _brats_summary(m: dict) -> dict:
             "specificity": m.get("specificity"), "pointing_game_hit_rate": pg["hit_rate"],
             "pointing_baseline_brightest": pg.get("baseline_brightest_point"),
             "pointing_baseline_random": pg.get("baseline_random_point_in_head"),
-            "empty_heatmap": pg.get("empty_heatmap"), "flagged_unfamiliar": m["flagged_unfamiliar"]}
+            "empty_heatmap": pg.get("empty_heatmap"), "heatmap_fell_back": pg.get("fell_back"),
+            "flagged_unfamiliar": m["flagged_unfamiliar"]}
 
 
 def measured_limitations(summary: dict) -> list[str]:
