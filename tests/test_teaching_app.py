@@ -93,6 +93,26 @@ def test_uncertain_answer_reads_needs_a_human(monkeypatch, tiny_model, tmp_path)
     assert any("Uncertain: needs a human." in e.value for e in at.error)
 
 
+def test_an_empty_grad_cam_gives_way_to_cam_with_a_note(monkeypatch, tiny_model, tmp_path):
+    """A head whose every weight is negative: no position of the (non-negative) feature map adds to any class
+    score, so Grad-CAM is empty and the page draws CAM instead, and says so. Predictions are untouched (the
+    LiteRT file computes them; the heatmap reads head.npz)."""
+    import numpy as np
+
+    folder = tmp_path / "m"
+    shutil.copytree(tiny_model, folder)
+    with np.load(folder / "head.npz") as f:
+        head = {k: np.asarray(f[k]) for k in f.files}
+    head["kernel"] = -np.abs(head["kernel"]) - 1e-3
+    np.savez(folder / "head.npz", **head)
+    monkeypatch.setenv("BRAINSCAN_MODEL", str(folder))
+    at = page("pages/scan.py", library_case="case01")
+    notes = [i.value for i in at.info]
+    assert any(n.startswith("Grad-CAM is empty: no region added to the score for") and "Shown instead: CAM" in n
+               for n in notes), notes
+    assert any(c.startswith("Heatmap: CAM (signed)") for im in at.image for c in im.captions)
+
+
 def quiz_page() -> AppTest:
     """The page file itself: AppTest loses button clicks on a page reached by switch_page."""
     at = AppTest.from_file(str(ROOT / "pages" / "quiz.py"), default_timeout=TIMEOUT)

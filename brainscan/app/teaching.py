@@ -120,7 +120,8 @@ def sanity_section(folder: Path) -> None:
     last = info["stages"][-1]
     st.markdown("Does the heatmap show what the model learned, or just edges of the image? After Adebayo et al. "
                 "(2018): the layers' learned weights are replaced by random ones, from the top layer down, and "
-                "the Grad-CAM of the same cases is computed again. A heatmap that depends on the model changes: "
+                "the heatmap of the same cases (Grad-CAM, or CAM where Grad-CAM is empty, as on the scan page) is "
+                "computed again. A heatmap that depends on the model changes: "
                 "its rank correlation (Spearman ρ) with the trained model's heatmap falls towards 0. Here, with "
                 f"every layer randomised, the mean ρ is **{last['mean_spearman']:.2f}** over "
                 f"{len(info['cases'])} library cases.")

@@ -87,15 +87,23 @@ def _cam_model(keras_model):
 
 
 def _gradcams(two, dense, inputs: np.ndarray, classes: np.ndarray) -> np.ndarray:
-    """Grad-CAM of each input for its class, in closed form (brainscan.cam.headcam; equal to tf-keras-vis for the
-    pooled linear head), normalised to [0, 1] at input size."""
-    from brainscan.cam.headcam import expand, gradcam
+    """The app's heatmap of each input for its class: Grad-CAM, or CAM where Grad-CAM is empty (the registry's
+    when_empty), in closed form (brainscan.cam.headcam; equal to tf-keras-vis for the pooled linear head),
+    normalised to [0, 1] at input size."""
+    from brainscan.cam import headcam
+    from brainscan.cam import methods as cam_methods
     from brainscan.cam.heatmap import normalize_cam
 
     fmaps, _ = (np.asarray(t) for t in two(inputs, training=False))
     kernel = np.asarray(dense.get_weights()[0], np.float32)
-    return np.stack([normalize_cam(expand(gradcam(f, kernel, int(k)), inputs.shape[1]))
-                     for f, k in zip(fmaps, classes, strict=True)])
+    fallback = getattr(headcam, cam_methods.get(cam_methods.get("gradcam").when_empty).closed_form)
+    out = []
+    for f, k in zip(fmaps, classes, strict=True):
+        m = normalize_cam(headcam.expand(headcam.gradcam(f, kernel, int(k)), inputs.shape[1]))
+        if not m.any():
+            m = normalize_cam(headcam.expand(fallback(f, kernel, int(k)), inputs.shape[1]))
+        out.append(m)
+    return np.stack(out)
 
 
 def spearman(a: np.ndarray, b: np.ndarray) -> float:
@@ -148,7 +156,8 @@ def run(model_dir: str, case_ids: tuple[str, ...] = CASES, seed: int = 0, comman
             lay.set_weights(originals[id(lay)])
     for s in stages:
         s["mean_spearman"] = float(np.mean(s["spearman"]))
-    result = {"method": "gradcam", "test": "cascading model randomisation (Adebayo et al., NeurIPS 2018)",
+    result = {"method": "gradcam, cam where empty",
+              "test": "cascading model randomisation (Adebayo et al., NeurIPS 2018)",
               "model": loaded.name, "seed": seed, "cases": [c.id for c in chosen],
               "case_titles": [c.title for c in chosen], "truths": [c.truth for c in chosen],
               "classes": [loaded.classes[int(k)] for k in classes], "stages": stages, "command": command,
