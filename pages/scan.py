@@ -32,7 +32,7 @@ KEEP_RESULTS = 3  # full results (pixels, heatmaps) kept per session for quick r
 DISPLAY_SIDE = 768  # longest side of the images sent to the browser
 STEP_SIDE = 256
 CAM_HELP = ("Grad-CAM: fast and coarse; where it is empty, CAM is shown instead. Grad-CAM++: can show several "
-            "regions. Score-CAM: does not use gradients; slower (about a second). CAM (signed): the evidence for "
+            "regions. Score-CAM: does not use gradients; slower (about a second). CAM: the evidence for "
             "the class at each place, relative to the place with the least.")
 
 
@@ -245,7 +245,7 @@ def answer_panel(result: Any, limitations: list[str] | None = None, folder: Path
 
 
 def image_controls() -> tuple[str, float, str]:
-    cols = st.columns([5, 3, 2])
+    cols = st.columns([6, 3, 2])
     method = cols[0].segmented_control("Heatmap method", list(CAM_METHODS), default=CAM_METHODS[0],
                                        format_func=CAM_LABELS.get, required=True, key="cam_method", help=CAM_HELP)
     opacity = cols[1].slider("Heatmap opacity", 0, 100, 40, 5, format="%d%%", key="opacity",

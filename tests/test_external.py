@@ -123,11 +123,11 @@ def test_attaching_one_set_keeps_the_other_sets_results(tmp_path):
     attach_to_model(str(tmp_path), {"brats": {"cam_method": "gradcam", "sequences": {"flair": seq}}})
     card = json.loads((tmp_path / "card.json").read_text())
     assert card["pointing_heatmap"] == {"method": "gradcam", "label": "Grad-CAM", "when_empty": "cam",
-                                        "when_empty_label": "CAM (signed)"}
+                                        "when_empty_label": "CAM"}
     assert card["external"]["brats_flair"]["heatmap_fell_back"] == 0.4
     from brainscan.modelfolder import render_markdown
 
-    assert ("the peak of the Grad-CAM heatmap of the likeliest tumour class, or of CAM (signed) where that map is "
+    assert ("the peak of the Grad-CAM heatmap of the likeliest tumour class, or of CAM where that map is "
             "empty") in render_markdown(card, [])
 
 

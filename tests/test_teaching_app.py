@@ -110,7 +110,7 @@ def test_an_empty_grad_cam_gives_way_to_cam_with_a_note(monkeypatch, tiny_model,
     notes = [i.value for i in at.info]
     assert any(n.startswith("Grad-CAM is empty: no region added to the score for") and "Shown instead: CAM" in n
                for n in notes), notes
-    assert any(c.startswith("Heatmap: CAM (signed)") for im in at.image for c in im.captions)
+    assert any(c.startswith("Heatmap: CAM,") for im in at.image for c in im.captions)
 
 
 def quiz_page() -> AppTest:

@@ -26,7 +26,7 @@ REGISTRY: dict[str, CamMethod] = {m.name: m for m in (
     CamMethod("gradcam", "Grad-CAM", "gradcam", False, "GradCam", when_empty="cam"),
     CamMethod("gradcam++", "Grad-CAM++", "gradcam_plus_plus", False, "GradCamPlusPlus"),
     CamMethod("scorecam", "Score-CAM", "scorecam", True, "ScoreCam"),
-    CamMethod("cam", "CAM (signed)", "class_activation_map", False, "Cam"),
+    CamMethod("cam", "CAM", "class_activation_map", False, "Cam"),
 )}
 CAM_METHODS = tuple(REGISTRY)
 DEFAULT_CAM_METHOD = "gradcam"  # what the app shows first, the CLI and the pointing game use
