@@ -9,6 +9,8 @@ from pathlib import Path
 
 import streamlit as st
 
+from brainscan.app.ui import keep_training_queue_moving
+
 HERE = Path(__file__).resolve().parent
 
 
@@ -23,6 +25,7 @@ def main() -> None:
     ]
     if (HERE / "pages" / "train.py").exists():
         pages.append(st.Page("pages/train.py", title="Train a model", icon=":material/model_training:"))
+    keep_training_queue_moving()  # hosted: a queued run starts even when no Train page is open
     st.navigation(pages, position="top").run()
 
 

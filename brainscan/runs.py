@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import os
 import re
 import secrets
@@ -19,6 +20,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, is_dataclass
@@ -431,6 +433,33 @@ def advance_queue(runs_dir: str | os.PathLike | None = None) -> RunInfo | None:
         except RunError:
             return run_info(nxt.path)
         return run_info(nxt.path)
+
+
+def keep_queue_moving(runs_dir: str | os.PathLike | None = None, every_s: float = 5.0,
+                      stop: threading.Event | None = None) -> threading.Thread:
+    """Call advance_queue every every_s seconds from a daemon thread of the app's server process, so that a
+    waiting run starts (and one past its time limit stops) while no visitor has the Train page open. The runs
+    folder is fixed when the thread starts (it may not exist yet); the thread ends when stop is set or when the
+    folder, once there, is removed."""
+    root = get_runs_dir(runs_dir)
+    stop = stop or threading.Event()
+
+    def loop() -> None:
+        seen = False
+        while not stop.wait(every_s):
+            if not root.is_dir():
+                if seen:
+                    return
+                continue
+            seen = True
+            try:
+                advance_queue(root)
+            except Exception:  # noqa: BLE001 - a bad run folder must not end the keeper; the page shows it
+                logging.getLogger("brainscan.runs").exception("advancing the training queue failed")
+
+    thread = threading.Thread(target=loop, name=f"brainscan-training-queue:{root}", daemon=True)
+    thread.start()
+    return thread
 
 
 # --- stopping ---------------------------------------------------------------------------------

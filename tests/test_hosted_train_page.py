@@ -145,3 +145,21 @@ def test_other_visitors_finished_run_is_invisible(env: Path) -> None:
     b = visitor()
     assert "No runs yet" in texts(b.info)
     assert not [x for x in b.button if x.label.startswith("Promote")]
+
+
+def test_the_app_moves_the_queue_on_whichever_page_is_open(env: Path, monkeypatch) -> None:
+    """The entry file starts one queue keeper per runs folder in hosted mode (the Home page is open here)."""
+    import threading
+
+    app = str(Path(PAGE).resolve().parent.parent / "streamlit_app.py")
+    name = f"brainscan-training-queue:{env / 'runs'}"
+    at = AppTest.from_file(app, default_timeout=60)
+    at.run()
+    assert not at.exception, at.exception
+    assert [t.name for t in threading.enumerate()].count(name) == 1
+    at.run()
+    assert [t.name for t in threading.enumerate()].count(name) == 1, "one keeper, however often a page reruns"
+    monkeypatch.setenv(runs.RUNS_ENV, str(env / "local-runs"))
+    monkeypatch.setenv(hosting.HOSTED_ENV, "0")
+    AppTest.from_file(app, default_timeout=60).run()
+    assert not [t for t in threading.enumerate() if t.name.endswith("local-runs")], "local mode starts none"

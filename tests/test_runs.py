@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -201,6 +202,54 @@ def test_start_progress_finish_and_busy(runs_dir: Path, phantoms: str) -> None:
     assert info.progress.epoch == 2 and any("Finished" in ln for ln in info.log_tail)
     assert runs.active_run() is None
     assert [r.name for r in runs.list_runs()] == [run_dir.name]
+
+
+@pytest.mark.slow
+def test_the_queue_keeper_starts_a_waiting_run_with_no_page_open(runs_dir: Path, phantoms: str) -> None:
+    import threading
+
+    blocker = fake_process()
+    try:
+        fake_run(runs_dir, "20250101-000000-busy", blocker.pid)  # another visitor's run holds the slot
+        waiting = runs.start_run({"data": phantoms, "epochs": 1, **TINY}, queue=True)
+        assert runs.run_info(waiting).state == "queued"
+        stop = threading.Event()
+        keeper = runs.keep_queue_moving(runs_dir, every_s=0.1, stop=stop)
+        time.sleep(0.5)
+        assert runs.run_info(waiting).state == "queued", "the slot is still taken"
+        blocker.kill()
+        blocker.wait()
+        info = wait_for(waiting, lambda i: i.state != "queued", timeout=30)
+        assert info.state in ("running", "finished"), info.status
+        stop.set()
+        keeper.join(timeout=5)
+        assert not keeper.is_alive()
+    finally:
+        if blocker.poll() is None:
+            blocker.kill()
+    wait_for(waiting, lambda i: not i.running)
+
+
+def test_the_queue_keeper_survives_a_broken_folder_and_ends_with_it(tmp_path: Path, monkeypatch) -> None:
+    root = tmp_path / "runs"  # not there yet: a new server before its first run
+    calls = []
+
+    def broken(where):
+        calls.append(where)
+        raise OSError("a half-written status file")
+
+    monkeypatch.setattr(runs, "advance_queue", broken)
+    keeper = runs.keep_queue_moving(root, every_s=0.02)
+    time.sleep(0.2)
+    assert keeper.is_alive() and not calls
+    root.mkdir()
+    deadline = time.monotonic() + 5
+    while len(calls) < 3 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert len(calls) >= 3 and calls[0] == root and keeper.is_alive()
+    shutil.rmtree(root)
+    keeper.join(timeout=5)
+    assert not keeper.is_alive()
 
 
 @pytest.mark.slow

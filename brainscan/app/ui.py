@@ -28,6 +28,22 @@ from brainscan.modelfolder import find_model_dir
 log = logging.getLogger("brainscan.app")
 
 
+@st.cache_resource(show_spinner=False)
+def _queue_keeper(runs_dir: str) -> threading.Thread:
+    from brainscan import runs
+
+    return runs.keep_queue_moving(runs_dir)
+
+
+def keep_training_queue_moving() -> None:
+    """Hosted mode: one thread per server process and runs folder moves the training queue on, whichever page
+    the visitors have open (the Train page also does it every few seconds while it is open)."""
+    from brainscan import hosting, runs
+
+    if hosting.settings().hosted:
+        _queue_keeper(str(runs.get_runs_dir()))
+
+
 DISCLAIMER = (
     "BrainScan is a research and teaching demo, **not a medical device**. "
     "Its answers must not be used to diagnose, treat or triage anyone."
