@@ -80,6 +80,29 @@ def test_predict_json_lines_in_input_order_with_cam(tiny_model, tmp_path, make_d
     assert "Doe" not in r.stdout and "Doe" not in r.stderr
 
 
+def test_predict_says_when_cam_is_drawn_instead_of_an_empty_grad_cam(tiny_model, tmp_path):
+    """A head whose every weight is negative leaves Grad-CAM empty (the features are non-negative); the JSON
+    then names the map drawn (CAM) and the method it stands in for. With every weight positive it does not."""
+    import shutil
+
+    def with_head(name: str, sign: float) -> str:
+        folder = tmp_path / name
+        shutil.copytree(tiny_model, folder)
+        with np.load(folder / "head.npz") as f:
+            head = {k: np.asarray(f[k]) for k in f.files}
+        np.savez(folder / "head.npz", **{**head, "kernel": sign * (np.abs(head["kernel"]) + 1e-3)})
+        return str(folder)
+
+    scan = write_phantom(tmp_path / "a.png")
+    plain = json.loads(brainscan("predict", str(scan), "--cam", model=with_head("positive", 1.0)).stdout)
+    assert plain["cam_method"] == "gradcam" and "cam_instead_of" not in plain
+    r = brainscan("predict", str(scan), "--cam", model=with_head("negative", -1.0))
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert d["cam_method"] == "cam" and d["cam_instead_of"] == "gradcam"
+    assert d["probabilities"] == plain["probabilities"]  # the prediction runs through model.tflite, untouched
+
+
 @pytest.mark.slow
 def test_bad_input_catalogue_gives_one_sentence_each_and_exit_1(tiny_model, tmp_path):
     good = write_phantom(tmp_path / "good.png")
