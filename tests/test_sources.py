@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from brainscan.scans import datasets as data
-from brainscan.training import near_duplicates, sources
+from brainscan.training import near_duplicates, patient_split, sources
 from brainscan.training.sources import Item, RecipeError
 
 RNG = np.random.default_rng(1234)
@@ -314,7 +314,7 @@ def test_cross_source_duplicates_merge_only_when_pixels_agree(tmp_path):
     assert nd["confirmed"] == {"cross_source:one|two": 1}
     assert nd["pairs_within_source_by_hash"] == 1
     assert len(man.pairs) == 1 and man.pairs[0][3] == 1.0
-    split = sources.grouped_split(man, seed=0)
+    split = patient_split.grouped_split(man, seed=0)
     part_of = {i: p for p, idx in split.parts.items() for i in idx}
     i, j = (k for k, it in enumerate(man) if it.path.endswith(("p1_x.png", "q1_copy.png")))
     assert part_of[i] == part_of[j]
@@ -346,7 +346,7 @@ def _sides(split, man, key):
 def test_grouped_split_integrity_coverage_and_official_test(mini):
     recipe, cache = mini
     man = sources.build_manifest(recipe, cache_dir=cache)
-    split = sources.grouped_split(man, seed=0)
+    split = patient_split.grouped_split(man, seed=0)
     assert sorted(i for idx in split.parts.values() for i in idx) == list(range(len(man)))
     for key in (lambda it: it.group, lambda it: it.duplicate_group):
         assert all(len(s) == 1 for s in _sides(split, man, key).values())
@@ -370,7 +370,7 @@ def test_grouped_split_integrity_coverage_and_official_test(mini):
 def test_holdout_institution(mini):
     recipe, cache = mini
     man = sources.build_manifest(recipe, cache_dir=cache)
-    split = sources.grouped_split(man, seed=3, holdout_institution="B")
+    split = patient_split.grouped_split(man, seed=3, holdout_institution="B")
     held = split.parts["institution_holdout"]
     assert len(held) == 12 and {man[i].institution for i in held} == {"B"}
     assert not any(man[i].institution == "B" for p in ("train", "val", "test") for i in split.parts[p])
@@ -378,15 +378,15 @@ def test_holdout_institution(mini):
         assert "lgg" in {man[i].source for i in split.parts[part]}
     assert all(len(s) == 1 for s in _sides(split, man, lambda it: it.group).values())
     with pytest.raises(ValueError, match="institutions: A, B"):
-        sources.grouped_split(man, holdout_institution="HT")
+        patient_split.grouped_split(man, holdout_institution="HT")
 
 
 def test_split_is_deterministic_for_a_seed(mini):
     recipe, cache = mini
     man = sources.build_manifest(recipe, cache_dir=cache)
-    a, b = sources.grouped_split(man, seed=7), sources.grouped_split(man, seed=7)
+    a, b = patient_split.grouped_split(man, seed=7), patient_split.grouped_split(man, seed=7)
     assert a.parts == b.parts and a.summary == b.summary
-    assert any(sources.grouped_split(man, seed=s).parts != a.parts for s in range(8))
+    assert any(patient_split.grouped_split(man, seed=s).parts != a.parts for s in range(8))
     assert len(a.parts["train"]) > len(a.parts["val"])
 
 

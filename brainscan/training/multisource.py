@@ -16,7 +16,7 @@ import numpy as np
 
 from brainscan.errors import DatasetError
 from brainscan.scans.batch import prepare_paths
-from brainscan.training import sources
+from brainscan.training import patient_split, sources
 from brainscan.training.progress import log
 
 BLANK_STD = 3.0 / 255  # a prepared input flatter than this (all-black slices) teaches nothing: left out
@@ -44,7 +44,7 @@ def prepare_recipe(recipe_path: str, data_root: str | None, size: int, seed: int
     manifest = sources.build_manifest(recipe, cache_dir=Path(recipe_path).resolve().parent.parent / ".cache")
     log(f"Recipe {recipe.name}: {len(manifest)} images from {len(recipe.sources)} sources; near-duplicates: "
         f"{_pairs_line(manifest.stats)}")
-    split = sources.grouped_split(manifest, seed=seed, holdout_institution=holdout_institution or None)
+    split = patient_split.grouped_split(manifest, seed=seed, holdout_institution=holdout_institution or None)
     classes = list(recipe.classes)
     rng = np.random.default_rng(seed)
     dedup = set(split.test_dedup)
