@@ -98,11 +98,11 @@ def model_card(card: dict, path: Path) -> None:
         st.caption(f"Unfamiliar-scan check: {card['unfamiliar_check']}.")
     external = card.get("external")
     if isinstance(external, dict) and external:
-        st.markdown("**On data from other sources** (never seen in training)")
-        rows = [{"Data set": k.replace("_", " "),
+        st.markdown("**On other sources and held-out patients** (never trained on)")
+        rows = [{"Data set": source_table.external_label(k),
                  **{name.replace("_", " "): ui.fmt_number(v) if isinstance(v, float) else ("" if v is None else v)
                     for name, v in (m.items() if isinstance(m, dict) else [])}} for k, m in external.items()]
-        st.dataframe(pd.DataFrame(rows), hide_index=True)
+        st.dataframe(pd.DataFrame(rows).fillna(""), hide_index=True)
     limitations = card.get("limitations")
     if isinstance(limitations, list) and limitations:
         st.markdown("**Known limitations** (measured)")

@@ -32,3 +32,15 @@ def test_source_rows_from_a_card():
     assert rows[1]["Called tumor"] == 0.125  # the false-positive rate of a tumor-free cell
     assert rows[2]["Pointing game"] == 2 / 3 and rows[0]["Pointing game"] is None
     assert rows[3]["Specificity"] == 0.8 and rows[4]["Tumor ROC AUC"] == 0.95
+
+
+def test_external_keys_read_as_words():
+    from brainscan.app.source_table import external_label
+
+    assert external_label("brats_flair") == "brats2013 FLAIR"
+    assert external_label("brats_t1c_upside_down") == "brats2013 contrast T1, turned upside down"
+    assert external_label("yes_no_dedup") == "navoneel yes/no, without near-duplicates"
+    assert external_label("lgg_val_t1_pointing") == "lgg-tcga validation patients, T1 (pointing game)"
+    assert (external_label("lgg_institution_holdout_t1c_pointing")
+            == "lgg-tcga unseen institution, contrast T1 (pointing game)")
+    assert external_label("something_new") == "something new"

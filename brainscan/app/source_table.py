@@ -4,6 +4,23 @@ lgg-tcga institution, the external sets) as rows of one table. No Streamlit, no 
 from __future__ import annotations
 
 SOURCE_PARTS = {"test": "held-out patients", "institution_holdout": "institution never trained on"}
+_SEQUENCES = {"flair": "FLAIR", "t1": "T1", "t1c": "contrast T1", "t2": "T2"}
+_LGG_PARTS = {"val": "validation patients", "test": "held-out patients", "institution_holdout": "unseen institution"}
+
+
+def external_label(key: str) -> str:
+    """A card's external key in words: brats_t1c_upside_down -> "brats2013 contrast T1, turned upside down"."""
+    if key.startswith("brats_"):
+        rest = key[len("brats_"):]
+        turned = rest.endswith("_upside_down")
+        seq = rest[: -len("_upside_down")] if turned else rest
+        return f"brats2013 {_SEQUENCES.get(seq, seq)}" + (", turned upside down" if turned else "")
+    if key == "yes_no_dedup":
+        return "navoneel yes/no, without near-duplicates"
+    if key.startswith("lgg_") and key.endswith("_pointing"):
+        part, _, seq = key[len("lgg_"):-len("_pointing")].rpartition("_")
+        return f"lgg-tcga {_LGG_PARTS.get(part, part)}, {_SEQUENCES.get(seq, seq)} (pointing game)"
+    return key.replace("_", " ")
 
 
 def source_rows(card: dict) -> list[dict]:
