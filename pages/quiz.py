@@ -139,6 +139,7 @@ def grade(case: case_lib.Case, answer: case_lib.Answer) -> dict:
     return {"you": case_lib.score(case, answer, mask), "model": case_lib.score(case, cc.model_answer(), mask),
             "answer": answer, "model_label": p.label, "model_p": p.probabilities[p.label],
             "tumour_p": p.tumor_probability, "cam_class": cc.cam_class, "overlay": ui.shrink(overlay, 640),
+            "cam_instead_of": cc.result.heatmap.instead_of,
             "needs_human": unc.needs_human, "unfamiliar": p.out_of_distribution}
 
 
@@ -150,6 +151,7 @@ def reveal(case: case_lib.Case, r: dict) -> None:
     left, right = st.columns([6, 5], gap="large")
     left.image(r["overlay"], width="stretch", output_format="PNG", alt="Model heatmap with the true outline",
                caption=f"The model's heatmap for “{ui.class_label(r['cam_class'])}”"
+                       + (" (CAM: Grad-CAM was empty)" if r.get("cam_instead_of") else "")
                        + (", the true outline in green, its peak as a white cross" if case.mask_path else "")
                        + (", your click in cyan" if r["answer"].point else "") + ".")
     with right:
