@@ -274,9 +274,9 @@ def images(result: Any, method: str, opacity: float, colormap: str, model: Any) 
     if case is not None:
         ui_teaching.case_truth(case, mask, hm.peak, label)
     if hm.instead_of:
-        st.info(f"{CAM_LABELS[hm.instead_of]} is empty: no region added to the score for “{label}” (the answer "
-                "comes from evidence against the other classes). Shown instead: CAM, where the evidence is least "
-                f"against “{label}”. Read it as relative, not as a finding.")
+        st.info(f"{CAM_LABELS[hm.instead_of]} is empty: no region of the scan added to the score for “{label}” "
+                "(the answer comes from evidence against the other classes). Shown instead: CAM, where the evidence "
+                f"is least against “{label}”. Read it as relative, not as a finding.")
     elif hm.empty:
         st.info(f"The heatmap is empty: no region pushed the model towards “{label}”, so nothing is highlighted.")
     else:

@@ -108,8 +108,8 @@ def test_an_empty_grad_cam_gives_way_to_cam_with_a_note(monkeypatch, tiny_model,
     monkeypatch.setenv("BRAINSCAN_MODEL", str(folder))
     at = page("pages/scan.py", library_case="case01")
     notes = [i.value for i in at.info]
-    assert any(n.startswith("Grad-CAM is empty: no region added to the score for") and "Shown instead: CAM" in n
-               for n in notes), notes
+    assert any(n.startswith("Grad-CAM is empty: no region of the scan added to the score for")
+               and "Shown instead: CAM" in n for n in notes), notes
     assert any(c.startswith("Heatmap: CAM,") for im in at.image for c in im.captions)
 
 
