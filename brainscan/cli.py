@@ -10,6 +10,7 @@ or run folder, caught once in main()).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
@@ -111,37 +112,42 @@ def _dedup_reference(args: argparse.Namespace) -> tuple[list[str], Path | None]:
     against = list(args.dedup_against or [])
     if not args.recipe:
         return against, None
-    from brainscan.training.sources import load_recipe
-
-    against += [str(s.path) for s in load_recipe(args.recipe, args.data_root).sources]
+    against += [str(s.path) for s in _recipe(args.recipe, args.data_root).sources]
     return against, Path(args.recipe).resolve().parent.parent / ".cache"
 
 
-def _outlined_slices(model, args: argparse.Namespace, **options) -> dict | None:
-    """The pointing game on the outlined slices of the recipe's source with tumour masks (lgg-tcga-slices) that
-    the model did not train on (its split.json parts)."""
-    from brainscan.evaluation.pointing import evaluate_outlined_slices
+@functools.lru_cache(maxsize=2)
+def _recipe(path: str, data_root: str | None):
+    """The recipe, parsed and listed once per command (each of its sources' files is checked)."""
     from brainscan.training.sources import load_recipe
 
-    recipe = load_recipe(args.recipe, args.data_root)
+    return load_recipe(path, data_root)
+
+
+def _outlined_source(model, args: argparse.Namespace) -> tuple | None:
+    """(data root, the model's split files, CSV name, source folder) of the recipe's source with tumour masks
+    (lgg-tcga-slices): the arguments of evaluate_outlined_slices after the model, read once per command."""
+    recipe = _recipe(args.recipe, args.data_root)
     split = json.loads((Path(model.path) / "split.json").read_text()).get("files", {})
     for src in recipe.sources:
         if src.mask_column and src.csv:
-            return evaluate_outlined_slices(model, str(recipe.data_root), split, src.csv,
-                                            str(Path(src.path).relative_to(recipe.data_root)), **options)
+            return str(recipe.data_root), split, src.csv, str(Path(src.path).relative_to(recipe.data_root))
     return None
 
 
 def cmd_pointing(args: argparse.Namespace) -> int:
     """Compare heatmap methods by the pointing game on one part of the split (validation, to choose one)."""
     from brainscan.cam.methods import get as cam_method
+    from brainscan.evaluation.pointing import evaluate_outlined_slices
     from brainscan.runtime.inference import load_model
 
     model = load_model(args.model)
+    source = _outlined_source(model, args)
     rows = []
     for method in args.methods.split(","):
         for fallback in (False, True) if cam_method(method).when_empty else (False,):
-            out = _outlined_slices(model, args, parts=(args.part,), cam_method=method, fallback=fallback) or {}
+            out = evaluate_outlined_slices(model, *source, parts=(args.part,), cam_method=method,
+                                           fallback=fallback) if source else {}
             for seq, pg in out.get("parts", {}).get(args.part, {}).items():
                 rows.append({"method": method + (f" (else {cam_method(method).when_empty})" if fallback else ""),
                              "sequence": seq, **pg})
@@ -173,9 +179,11 @@ def cmd_external(args: argparse.Namespace) -> int:
         against, cache = _dedup_reference(args)
         result["yes_no"] = evaluate_yes_no(args.yes_no, model, against, cache_dir=cache)
     if args.recipe:
-        outlined = _outlined_slices(model, args, cam_method=args.cam_method)
-        if outlined:
-            result["outlined_slices"] = outlined
+        source = _outlined_source(model, args)
+        if source:
+            from brainscan.evaluation.pointing import evaluate_outlined_slices
+
+            result["outlined_slices"] = evaluate_outlined_slices(model, *source, cam_method=args.cam_method)
     attach_to_model(str(model.path), result)
     write_markdown(model.path)
     print(json.dumps(json.loads((model.path / "card.json").read_text())["external"], indent=2))
