@@ -24,7 +24,7 @@ class CheckResult:
     def as_dict(self) -> dict:
         """The JSON result (no pixels, no identifiers)."""
         p = self.prediction
-        out = {"file": self.scan.name, "label": p.label, "probabilities": p.probabilities,
+        out = {"file": self.scan.name, "label": p.label, "top_class": p.top_class, "probabilities": p.probabilities,
                "tumor_probability": p.tumor_probability, "ood_score": p.ood_score,
                "out_of_distribution": p.out_of_distribution, "frame": self.scan.frame,
                "frames": self.scan.n_frames, "notes": list(self.scan.notes) + list(self.prepared.notes)}
@@ -49,6 +49,7 @@ def check_scan(model, scan: Scan, cam_method: str | None = "gradcam", class_inde
                tta: bool = True) -> CheckResult:
     """tta: also the test-time-augmentation uncertainty, with the model folder's deferral threshold
     (brainscan.runtime.uncertainty; about 8 more forward passes in one batch)."""
+    from brainscan.runtime.answer import heatmap_class
     from brainscan.runtime.inference import predict
 
     t = time.perf_counter()
@@ -65,7 +66,8 @@ def check_scan(model, scan: Scan, cam_method: str | None = "gradcam", class_inde
     if cam_method:
         from brainscan.cam.heatmap import heatmap
 
-        hm = heatmap(model, prepared, prediction.class_index if class_index is None else class_index, cam_method)
+        k = model.classes.index(heatmap_class(prediction)) if class_index is None else class_index
+        hm = heatmap(model, prepared, k, cam_method)
     t_cam = time.perf_counter()
     unc_ms = unc.ms if unc is not None else 0.0
     timings = {"preprocess_ms": 1000 * (t_prep - t), "predict_ms": 1000 * (t_pred - t_prep),

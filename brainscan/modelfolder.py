@@ -24,6 +24,7 @@ import numpy as np
 
 from brainscan import config
 from brainscan.errors import ModelError
+from brainscan.formatting import number
 
 CARD_FILE = "card.json"
 KERAS_FILE = "model.keras"
@@ -311,11 +312,11 @@ def has_lite_files(folder: Path) -> bool:
 
 
 def _pct(v) -> str:
-    return "n/a" if v is None else f"{100 * v:.1f}%"
+    return number(v, "pct")
 
 
 def _num(v, digits: int = 3) -> str:
-    return "n/a" if v is None else f"{v:.{digits}f}"
+    return number(v, digits=digits)
 
 
 def render_markdown(card: ModelCard, files: list[str] | None = None) -> str:

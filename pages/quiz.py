@@ -137,7 +137,7 @@ def grade(case: case_lib.Case, answer: case_lib.Answer) -> dict:
         overlay = overlay.copy()
         cv2.drawMarker(overlay, answer.point, (0, 229, 255), cv2.MARKER_TILTED_CROSS, 18, 3)
     return {"you": case_lib.score(case, answer, mask), "model": case_lib.score(case, cc.model_answer(), mask),
-            "answer": answer, "model_label": p.label, "model_p": p.probabilities[p.label],
+            "answer": answer, "model_words": ui.answer_words(p),
             "tumour_p": p.tumor_probability, "cam_class": cc.cam_class, "overlay": ui.shrink(overlay, 640),
             "cam_instead_of": cc.result.heatmap.instead_of,
             "needs_human": unc.needs_human, "unfamiliar": p.out_of_distribution}
@@ -162,7 +162,8 @@ def reveal(case: case_lib.Case, r: dict) -> None:
         you = "No tumour" if not ans.tumour else ui.class_label(ans.kind or "tumor")
         st.markdown(f"**You said:** {you} · tumour or not {_mark(r['you']['tumour'])} · type {_mark(r['you']['type'])}"
                     f" · place {_mark(r['you']['place'])}")
-        st.markdown(f"**The model said:** {ui.class_label(r['model_label'])} ({ui.pct(r['model_p'])}) · tumour or "
+        words = r["model_words"]
+        st.markdown(f"**The model said:** {words.label} ({ui.pct(words.probability)}) · tumour or "
                     f"not {_mark(r['model']['tumour'])} · type {_mark(r['model']['type'])} · heatmap peak "
                     f"{_mark(r['model']['place'])}")
         if r["needs_human"]:

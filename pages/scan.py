@@ -9,9 +9,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 from collections import OrderedDict
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ import streamlit as st
 
 from brainscan.app import teaching as ui_teaching
 from brainscan.app import ui
+from brainscan.app.results import Summary, Upload, results_csv, results_frame
 from brainscan.cam.methods import CAM_LABELS, CAM_METHODS
 from brainscan.cam.overlay import COLORMAPS, gradcam_overlay, to_png
 from brainscan.errors import ModelError
@@ -34,33 +34,6 @@ STEP_SIDE = 256
 CAM_HELP = ("Grad-CAM: fast and coarse; where it is empty, CAM is shown instead. Grad-CAM++: can show several "
             "regions. Score-CAM: does not use gradients; slower (about a second). CAM: the evidence for "
             "the class at each place, relative to the place with the least.")
-
-
-@dataclass(frozen=True)
-class Upload:
-    name: str
-    data: bytes
-    digest: str
-
-
-@dataclass
-class Summary:
-    """One row of the results table (small: no pixels except a thumbnail)."""
-
-    upload: Upload
-    error: str | None = None
-    probabilities: dict[str, float] | None = None
-    tumor_probability: float | None = None
-    ood_score: float | None = None
-    out_of_distribution: bool = False
-    n_frames: int = 1
-    frame: int = 0
-    kind: str = ""
-    thumbnail: str | None = None
-
-    @property
-    def label(self) -> str | None:
-        return max(self.probabilities, key=self.probabilities.get) if self.probabilities else None
 
 
 # --- choosing files --------------------------------------------------------------------------------
@@ -144,10 +117,7 @@ def summarise(access: ModelAccess, upload: Upload) -> Summary:
         scan = load_scan(upload.data, upload.name)
         summary.n_frames, summary.frame, summary.kind = scan.n_frames, scan.frame, scan.kind
         summary.thumbnail = ui.thumbnail_url(scan.pixels)
-        p = access.check(scan, None).prediction
-        summary.probabilities = dict(p.probabilities)
-        summary.tumor_probability = p.tumor_probability
-        summary.ood_score, summary.out_of_distribution = p.ood_score, p.out_of_distribution
+        summary.prediction = access.check(scan, None).prediction
     except ScanError as err:
         summary.error = str(err)
     except ModelError:
@@ -180,42 +150,33 @@ def show_error(summary: Summary) -> None:
 
 
 def results_table(summaries: list[Summary]) -> None:
-    rows = []
-    for s in summaries:
-        label = s.label
-        rows.append({
-            "Preview": s.thumbnail or "",
-            "File": s.upload.name,
-            "Most likely": ui.class_label(label) if label else "not checked",
-            "Probability of the most likely class (%)": round(100 * s.probabilities[label], 1) if label else None,
-            "Probability of any tumor (%)": (round(100 * s.tumor_probability, 1) if s.tumor_probability is not None
-                                             and math.isfinite(s.tumor_probability) else None),
-            "Unfamiliar image": ("YES: do not trust" if s.out_of_distribution else "no") if label else "",
-            "Problem": s.error or "",
-        })
-    df = pd.DataFrame(rows)
+    df = results_frame(summaries)
     st.subheader(f"Results for {len(summaries)} files")
-    st.caption("Click a column header to sort. Percentages are calibrated probabilities.")
+    st.caption("Click a column header to sort. Percentages are calibrated probabilities. The answer is a tumor when "
+               "the probability of any tumor reaches the model's threshold, so it can differ from the most probable "
+               "class.")
     st.dataframe(df, hide_index=True, key="results_table", row_height=56, column_config={
         "Preview": st.column_config.ImageColumn("Preview", width="small"),
         "File": st.column_config.TextColumn("File", width="medium"),
-        "Probability of the most likely class (%)": st.column_config.ProgressColumn(
-            "Probability of the most likely class", min_value=0, max_value=100, format="%.0f%%"),
         "Probability of any tumor (%)": st.column_config.ProgressColumn(
             "Probability of any tumor", min_value=0, max_value=100, format="%.0f%%"),
+        "Probability of the answer's class (%)": st.column_config.ProgressColumn(
+            "Probability of the answer's class", min_value=0, max_value=100, format="%.0f%%"),
         "Problem": st.column_config.TextColumn("Problem", width="large"),
     })
-    st.download_button("Download the table (CSV)", df.drop(columns=["Preview"]).to_csv(index=False),
+    st.download_button("Download the table (CSV)", results_csv(df),
                        file_name="brainscan_results.csv", mime="text/csv", icon=":material/download:",
                        on_click="ignore")
 
 
-def answer_panel(result: Any, limitations: list[str] | None = None, folder: Path | None = None,
-                 threshold: float | None = None) -> None:
+def answer_panel(result: Any, limitations: list[str] | None = None, folder: Path | None = None) -> None:
     """The answer; limitations are the model card's measured ones (a reminder is shown when there are any)."""
     p = result.prediction
+    words = ui.answer_words(p)
     with st.container(border=True):
-        st.markdown(f"#### {ui.answer_sentence(p.probabilities, p.label, threshold)}")
+        st.markdown(f"#### {words.sentence}")
+        if words.top_note:
+            st.caption(words.top_note)
         if folder is not None:
             ui_teaching.uncertainty_panel(result.uncertainty, folder)
         unsure = ui.uncertainty_sentence(p.probabilities)
@@ -223,14 +184,14 @@ def answer_panel(result: Any, limitations: list[str] | None = None, folder: Path
             st.warning(unsure, icon=":material/help:")
         cols = st.columns(2)
         # The value is the probability: a class name such as "Pituitary tumor" would be cut off in a metric box.
-        cols[0].metric(f"Most likely: {ui.class_label(p.label)}", ui.pct(p.probabilities[p.label]), border=True,
-                       help="Calibrated probability of the most likely class.")
+        cols[0].metric(f"Answer: {words.label}", ui.pct(words.probability), border=True,
+                       help="Calibrated probability of the answer's class.")
         if "notumor" in p.probabilities:
             tumors = ui.join_words([ui.class_label(c) for c in ui.tumor_classes(list(p.probabilities))])
             cols[1].metric("Probability of any tumor", ui.pct(p.tumor_probability), border=True,
                            help="1 minus the probability of no tumor.")
             st.caption(f"“Any tumor” is {tumors} added together.")
-        st.altair_chart(ui.probability_chart(p.probabilities), width="stretch")
+        st.altair_chart(ui.probability_chart(p.probabilities, p.label), width="stretch")
         if p.ood_score is None:
             st.caption("This model has no familiarity check, so unusual images are not flagged.")
         else:
@@ -349,7 +310,7 @@ def details(access: ModelAccess, summary: Summary) -> None:
                      icon=":material/report:")
     model = access.model()
     with left:
-        answer_panel(result, model.card.get("limitations"), Path(model.path), model.tumor_threshold)
+        answer_panel(result, model.card.get("limitations"), Path(model.path))
     with right:
         images(result, method, opacity, colormap, model)
     scan_details(result)

@@ -352,9 +352,7 @@ def _progress() -> None:
 # --- results --------------------------------------------------------------------------------------
 
 def _fmt(v, pct: bool = False) -> str:
-    if v is None:
-        return "-"
-    return f"{v:.1%}" if pct else f"{v:.3f}"
+    return ui.fmt_number(v, "pct" if pct else "ratio", missing="-")
 
 
 def show_metrics(info: runs.RunInfo) -> None:

@@ -159,7 +159,7 @@ def test_png_gives_prediction_heatmap_and_downloads(model_env):
     at = upload(scan_page(), ("phantom.png", png()))
     assert not at.exception
     page = texts(at)
-    assert "The model thinks this scan most likely shows" in page
+    assert "The model's answer: " in page
     assert "Result for phantom.png" in page
     assert [im.captions[0] for im in at.image][:1] == ["Original scan"]
     caption, _ = heatmap_image(at)
@@ -168,7 +168,7 @@ def test_png_gives_prediction_heatmap_and_downloads(model_env):
     labels = [b.label for b in at.download_button]
     assert "Download the overlay (PNG)" in labels and "Download the result (JSON)" in labels
     labels = [m.label for m in at.metric]
-    assert labels[0].startswith("Most likely: ") and labels[1] == "Probability of any tumor"
+    assert labels[0].startswith("Answer: ") and labels[1] == "Probability of any tumor"
     assert at.metric[0].value.endswith("%") and at.metric[1].value.endswith("%")
 
 
@@ -204,7 +204,7 @@ def test_extensionless_multiframe_dicom(model_env, make_dicom):
     at = upload(scan_page(), ("IM0001", data))
     assert not at.exception
     page = texts(at)
-    assert "most likely shows" in page
+    assert "The model's answer: " in page
     frame = at.slider(key=[s.key for s in at.slider if s.key and s.key.startswith("frame-")][0])
     assert (frame.min, frame.max, frame.value) == (0, 2, 1)
     tables = [t.value for t in at.table]
@@ -234,7 +234,7 @@ def test_bad_input_shows_one_sentence_and_the_next_upload_works(model_env, case)
     assert "Traceback" not in texts(at)
     upload(at, ("good.png", png()))
     assert not at.exception
-    assert "most likely shows" in texts(at)
+    assert "The model's answer: " in texts(at)
     assert not any(expected in e.value for e in at.error)
 
 

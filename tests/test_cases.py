@@ -72,9 +72,8 @@ def test_scoring_rules() -> None:
     t = case_lib.totals([{"tumour": True, "type": None, "place": None}, {"tumour": False, "type": False,
                                                                           "place": True}])
     assert t == {"tumour": (1, 2), "type": (0, 1), "place": (1, 1)}
-    probs = {"glioma": 0.2, "meningioma": 0.1, "notumor": 0.6, "pituitary": 0.1}
-    assert case_lib.model_answer(probs, (1, 2)) == case_lib.Answer(False, None, (1, 2))
-    assert case_lib.tumour_class(probs) == "glioma"
+    assert case_lib.model_answer("notumor", (1, 2)) == case_lib.Answer(False, None, (1, 2))
+    assert case_lib.model_answer("meningioma", (1, 2)) == case_lib.Answer(True, "meningioma", (1, 2))
 
 
 def test_outline_drawing_and_peak_sentence() -> None:

@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
+from brainscan.runtime.inference import make_prediction
 from brainscan.scans.datasets import DatasetError
 from brainscan.scans.synthetic import phantom, write_dataset
 
@@ -177,7 +178,7 @@ def test_an_empty_heatmap_never_counts_as_a_hit_and_is_counted_apart():
     tally = PointingTally()
     probs = {"glioma": 0.9, "meningioma": 0.05, "notumor": 0.03, "pituitary": 0.02}
     for _ in range(2):
-        tally.add(FlatThenPeak(), img, prepare(img, 16), probs, mask, fallback=False)
+        tally.add(FlatThenPeak(), img, prepare(img, 16), make_prediction(probs, None), mask, fallback=False)
     s = tally.summary()
     assert tally.hits == [False, True] and s["empty_heatmap"] == 0.5 and s["hit_rate"] == 0.5
     assert s["fell_back"] == 0
@@ -219,6 +220,7 @@ def test_an_empty_grad_cam_gives_way_to_cam_and_the_tally_counts_it():
     mask = np.zeros((32, 32), bool)
     mask[24:, 24:] = True
     tally = PointingTally()
-    tally.add(model, img, prepared, {"glioma": 0.9, "meningioma": 0.05, "notumor": 0.03, "pituitary": 0.02}, mask)
+    probs = {"glioma": 0.9, "meningioma": 0.05, "notumor": 0.03, "pituitary": 0.02}
+    tally.add(model, img, prepared, make_prediction(probs, None), mask)
     s = tally.summary()
     assert s["hit_rate"] == 1 and s["fell_back"] == 1 and s["empty_heatmap"] == 0

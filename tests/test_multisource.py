@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from brainscan.runtime.inference import make_prediction
 from brainscan.training.multisource import breakdown, operating_threshold
 from brainscan.training.sources import Item
 
@@ -170,8 +171,9 @@ def test_pointing_tally_hits_baselines_and_random_share():
     inside = (int((20 - box.x0) * 64 / box.side), int((20 - box.y0) * 64 / box.side))
     outside = (int((48 - box.x0) * 64 / box.side), int((48 - box.y0) * 64 / box.side))
     tally = PointingTally()
-    tally.add(_CamModel(64, inside), img, prepared, {"glioma": 0.9, "notumor": 0.1}, mask)
-    tally.add(_CamModel(64, outside), img, prepared, {"glioma": 0.9, "notumor": 0.1}, mask)
+    glioma = make_prediction({"glioma": 0.9, "notumor": 0.1}, None)
+    tally.add(_CamModel(64, inside), img, prepared, glioma, mask)
+    tally.add(_CamModel(64, outside), img, prepared, glioma, mask)
     s = tally.summary()
     assert s["n"] == 2 and s["hit_rate"] == 0.5
     assert s["baseline_brightest_point"] == 1.0

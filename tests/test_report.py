@@ -17,6 +17,7 @@ from brainscan.app import report
 from brainscan.cam.overlay import gradcam_overlay
 from brainscan.check import check_bytes
 from brainscan.runtime import uncertainty
+from brainscan.runtime.answer import answer_words
 from brainscan.scans.synthetic import phantom
 
 pypdf = pytest.importorskip("pypdf")
@@ -55,7 +56,7 @@ def test_pdf_is_one_page_with_everything_and_no_identifier(model, make_dicom) ->
                    "Uncertainty (test-time augmentation)", "threshold 0.500", "modality: MR"):
         assert needed in flat, needed
     p = result.prediction
-    assert f"Most likely: {p.label} ({100 * p.probabilities[p.label]:.1f}%)" in flat
+    assert answer_words(p).sentence in flat
     for secret in SECRETS:
         assert secret not in text
     meta = reader.metadata

@@ -10,6 +10,7 @@ import numpy as np
 
 from brainscan.cam.heatmap import heatmap
 from brainscan.check import CheckResult, check_scan
+from brainscan.runtime.answer import heatmap_class
 from brainscan.scans import cases as case_lib
 from brainscan.scans.io import load_scan
 
@@ -27,7 +28,7 @@ class CaseCheck:
 
     def model_answer(self) -> case_lib.Answer:
         peak = self.result.heatmap.peak if self.result.heatmap is not None else None
-        return case_lib.model_answer(self.result.prediction.probabilities, peak)
+        return case_lib.model_answer(self.result.prediction.label, peak)
 
 
 def check_case(model, case: case_lib.Case, cam_method: str = "gradcam", for_tumour_class: bool = True) -> CaseCheck:
@@ -35,8 +36,6 @@ def check_case(model, case: case_lib.Case, cam_method: str = "gradcam", for_tumo
     tumour class (as in the pointing game: where the model would point at a tumour), else for its answer."""
     scan = load_scan(case.data(), case.name)
     first = check_scan(model, scan, None)
-    probs = first.prediction.probabilities
-    cam_class = case_lib.tumour_class(probs) if for_tumour_class and "notumor" in probs and len(probs) > 1 \
-        else first.prediction.label
+    cam_class = heatmap_class(first.prediction, tumor_evidence=for_tumour_class)
     first.heatmap = heatmap(model, first.prepared, model.classes.index(cam_class), cam_method)
     return CaseCheck(case, first, cam_class, case.mask())

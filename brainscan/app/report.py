@@ -17,6 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
+from brainscan.formatting import number
+from brainscan.runtime.answer import answer_words
+
 NOTICE = ("BrainScan is a research and teaching demo, not a medical device. This report must not be used to "
           "diagnose, treat or triage anyone.")
 A4 = (8.27, 11.69)
@@ -37,11 +40,11 @@ def model_version(card: dict, folder: Path | None) -> str:
 
 
 def _pct(v) -> str:
-    return "n/a" if v is None else f"{100 * float(v):.1f}%"
+    return number(v, "pct")
 
 
 def _num(v) -> str:
-    return "n/a" if v is None else f"{float(v):.2f}"
+    return number(v, digits=2)
 
 
 def model_lines(card: dict, folder: Path | None, uncertainty_settings: dict | None = None) -> list[str]:
@@ -131,8 +134,9 @@ def build_pdf(result, overlay: np.ndarray, overlay_caption: str, card: dict, fol
         ax.tick_params(labelsize=7)
         ax.set_title("Calibrated probabilities", fontsize=8)
 
-        answer = [f"Most likely: {p.label} ({100 * p.probabilities[p.label]:.1f}%)."]
-        if np.isfinite(p.tumor_probability):
+        words = answer_words(p)
+        answer = [words.sentence] + ([words.top_note] if words.top_note else [])
+        if np.isfinite(p.tumor_probability) and p.threshold is None:  # else the sentence gives it
             answer.append(f"Probability of any tumour: {100 * p.tumor_probability:.1f}%.")
         if uncertainty is not None:
             verdict = ("UNCERTAIN: NEEDS A HUMAN" if uncertainty.needs_human else

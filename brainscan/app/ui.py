@@ -23,7 +23,10 @@ import streamlit as st
 from brainscan.cam.overlay import to_png
 from brainscan.config import MODEL_ENV, SAMPLES_DIR
 from brainscan.errors import ModelError
+from brainscan.formatting import number as fmt_number  # noqa: F401 - the pages' number formatter
+from brainscan.formatting import short_pct as pct
 from brainscan.modelfolder import find_model_dir
+from brainscan.runtime.answer import answer_words, class_label, class_phrase  # noqa: F401 - the pages' wording
 
 log = logging.getLogger("brainscan.app")
 
@@ -50,13 +53,6 @@ DISCLAIMER = (
 )
 OOD_WARNING = "This image does not look like the scans the model was trained on; do not trust this answer."
 UNSURE_BELOW = 0.6  # top probability under this -> the answer is worded as uncertain
-
-# How each class reads in a sentence ("most likely shows ...") and as a short label.
-_PHRASES = {"glioma": "a glioma", "meningioma": "a meningioma", "pituitary": "a pituitary tumor",
-            "notumor": "no tumor", "tumor": "a tumor"}
-_LABELS = {"glioma": "Glioma", "meningioma": "Meningioma", "pituitary": "Pituitary tumor",
-           "notumor": "No tumor", "tumor": "Tumor"}
-
 
 # --- the model folder, without TensorFlow ---------------------------------------------------------
 
@@ -179,34 +175,6 @@ def check(holder: ModelHolder, model: Any, scan: Any, cam_method: str | None) ->
 
 # --- wording -----------------------------------------------------------------------------------
 
-def class_label(name: str) -> str:
-    return _LABELS.get(name, name.replace("_", " ").capitalize())
-
-
-def class_phrase(name: str) -> str:
-    return _PHRASES.get(name, name.replace("_", " "))
-
-
-def pct(p: float | None) -> str:
-    if p is None or not np.isfinite(p):
-        return "n/a"
-    return f"{100 * p:.0f}%" if p >= 0.01 or p == 0 else "<1%"
-
-
-def answer_sentence(probabilities: Mapping[str, float], label: str | None = None,
-                    threshold: float | None = None) -> str:
-    """The answer in words. label: the model's decision (its operating threshold on P(tumor) may pick a tumor
-    class although "no tumor" is the single most probable class, or the reverse); default: the top class."""
-    top = max(probabilities, key=probabilities.get)
-    label = label or top
-    sentence = f"The model thinks this scan most likely shows {class_phrase(label)} ({pct(probabilities[label])})"
-    if label != top and threshold is not None and "notumor" in probabilities:
-        p_tumor = 1.0 - probabilities["notumor"]
-        side = "at or above" if label != "notumor" else "below"
-        sentence += f": any tumor {pct(p_tumor)}, {side} its threshold of {pct(threshold)}"
-    return sentence + "."
-
-
 def uncertainty_sentence(probabilities: Mapping[str, float]) -> str | None:
     """A plain warning when the top answer is weak (below UNSURE_BELOW); None otherwise."""
     ranked = sorted(probabilities.items(), key=lambda kv: kv[1], reverse=True)
@@ -229,22 +197,6 @@ def join_words(words: list[str]) -> str:
 
 def tumor_classes(classes: list[str]) -> list[str]:
     return [c for c in classes if c != "notumor"]
-
-
-def fmt_number(value: Any, kind: str = "ratio") -> str:
-    if value is None:
-        return "n/a"
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        return str(value)
-    if not np.isfinite(v):
-        return "n/a"
-    if kind == "pct":
-        return f"{100 * v:.1f}%"
-    if kind == "int":
-        return f"{int(v):,}"
-    return f"{v:.3f}"
 
 
 _META_LABELS = {
@@ -312,16 +264,16 @@ def disclaimer() -> None:
     st.caption(f":material/info: {DISCLAIMER}")
 
 
-def probability_chart(probabilities: Mapping[str, float]) -> Any:
-    """Horizontal bars of the calibrated probability per class, labelled in percent (an Altair chart)."""
+def probability_chart(probabilities: Mapping[str, float], answer: str) -> Any:
+    """Horizontal bars of the calibrated probability per class, labelled in percent, the answer's class (the
+    prediction's label) in dark blue (an Altair chart)."""
     import altair as alt
     import pandas as pd
 
-    top = max(probabilities, key=probabilities.get)
     df = pd.DataFrame({
         "Class": [class_label(c) for c in probabilities],
         "Probability (%)": [round(100 * float(p), 1) for p in probabilities.values()],
-        "Answer": ["Most likely" if c == top else "Other" for c in probabilities],
+        "Answer": ["Answer" if c == answer else "Other" for c in probabilities],
         "Label": [pct(float(p)) for p in probabilities.values()],
     })
     base = alt.Chart(df).encode(
@@ -329,7 +281,7 @@ def probability_chart(probabilities: Mapping[str, float]) -> Any:
         x=alt.X("Probability (%):Q", scale=alt.Scale(domain=[0, 100]), title="Calibrated probability (%)"),
     )
     bars = base.mark_bar().encode(
-        color=alt.Color("Answer:N", scale=alt.Scale(domain=["Most likely", "Other"], range=["#1f5fa8", "#9bb7d4"]),
+        color=alt.Color("Answer:N", scale=alt.Scale(domain=["Answer", "Other"], range=["#1f5fa8", "#9bb7d4"]),
                         legend=None),
         tooltip=["Class", "Probability (%)"],
     )

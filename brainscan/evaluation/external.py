@@ -62,7 +62,7 @@ def evaluate_brats(root: str, model, cam_method: str = "gradcam", max_per_sequen
             slice_patients.append(r["patient"])
             if r["label"] == "tumor":
                 mask = turn(load_gray(str(root_path / r["mask_wt"]))) > 0.5
-                tally.add(model, img, prepared, pred.probabilities, mask, cam_method)
+                tally.add(model, img, prepared, pred, mask, cam_method)
         y_arr, p_arr = np.array(y), np.array(p)
         m = binary_metrics(y_arr, p_arr, threshold)
         m["pointing_game"] = tally.summary()

@@ -13,9 +13,9 @@ import cv2
 import numpy as np
 
 from brainscan.cam.heatmap import heatmap
-from brainscan.runtime.inference import predict
+from brainscan.runtime.answer import heatmap_class
+from brainscan.runtime.inference import Prediction, predict
 from brainscan.scans.batch import load_gray
-from brainscan.scans.cases import tumour_class
 from brainscan.scans.preprocess import prepare
 
 POINTING_TOLERANCE_PX = 8  # a peak this close to the outline also counts in the tolerant variant
@@ -44,9 +44,9 @@ class PointingTally:
     empty: list[bool] = field(default_factory=list)  # no positive evidence anywhere: the peak is meaningless
     fell_back: list[bool] = field(default_factory=list)  # the method's map was empty; its when_empty one was used
 
-    def add(self, model, img: np.ndarray, prepared, probabilities: dict[str, float], mask: np.ndarray,
+    def add(self, model, img: np.ndarray, prepared, prediction: Prediction, mask: np.ndarray,
             cam_method: str = "gradcam", fallback: bool = True) -> None:
-        k = model.classes.index(tumour_class(probabilities))  # the heatmap of the likeliest tumour type
+        k = model.classes.index(heatmap_class(prediction, tumor_evidence=True))  # where it would point at a tumour
         h = heatmap(model, prepared, k, cam_method, fallback=fallback)
         x0, y0 = h.peak
         self.empty.append(h.empty)
@@ -93,7 +93,7 @@ def evaluate_outlined_slices(model, data_root: str, split_files: dict[str, list[
             prepared = prepare(img, model.size)
             pred = predict(model, prepared.input)
             tallies.setdefault(seq_of.get(inner, "unknown"), PointingTally()).add(
-                model, img, prepared, pred.probabilities, mask, cam_method, fallback)
+                model, img, prepared, pred, mask, cam_method, fallback)
         if tallies:
             out["parts"][part] = {seq: t.summary() for seq, t in sorted(tallies.items())}
     return out

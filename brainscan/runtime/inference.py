@@ -67,18 +67,32 @@ def mahalanobis(features: np.ndarray, ood: dict[str, np.ndarray]) -> np.ndarray:
     return np.sqrt(np.maximum(d2.min(axis=1), 0.0))
 
 
-@dataclass
+@dataclass(frozen=True)
 class Prediction:
+    """label is the answer (the decision at the operating threshold), top_class the single most probable class;
+    they can differ (brainscan.runtime.answer words both)."""
+
     probabilities: dict[str, float]
-    label: str
+    label: str  # the answer: 'notumor', or the most probable tumour class when P(tumor) >= threshold
+    top_class: str  # the most probable class
     tumor_probability: float
+    threshold: float | None  # the operating threshold on P(tumor); None for a model without 'notumor'
     ood_score: float | None  # 0..1: share of validation scans that look more ordinary, on the feature check
     # (Mahalanobis) or the pixel check (brainscan.runtime.familiarity), whichever is higher; near 1 = unfamiliar
     out_of_distribution: bool
-    class_index: int
+    class_index: int  # of label
+
+    @property
+    def is_tumor(self) -> bool | None:
+        """The decision tumour or not; None for a model without a 'notumor' class."""
+        return None if self.threshold is None else self.label != "notumor"
+
+    @property
+    def tumor_type(self) -> str | None:
+        return self.label if self.is_tumor else None
 
     def as_dict(self) -> dict:
-        return {"label": self.label, "probabilities": self.probabilities,
+        return {"label": self.label, "top_class": self.top_class, "probabilities": self.probabilities,
                 "tumor_probability": self.tumor_probability, "ood_score": self.ood_score,
                 "out_of_distribution": self.out_of_distribution}
 
@@ -98,26 +112,40 @@ def ood_percentiles(feats: np.ndarray, inputs: np.ndarray, ood: dict) -> np.ndar
     return np.max(checks, axis=0) if checks else None
 
 
+def decide(probabilities: dict[str, float], threshold: float | None) -> tuple[str, str]:
+    """(the answer, the most probable class). The operating point: with a 'notumor' class and a threshold, a tumor
+    when P(tumor) >= threshold, and then the most probable tumor class; else the most probable class."""
+    top = max(probabilities, key=probabilities.get)
+    if threshold is None or "notumor" not in probabilities:
+        return top, top
+    if 1.0 - probabilities["notumor"] < threshold:
+        return "notumor", top
+    return max((c for c in probabilities if c != "notumor"), key=probabilities.get), top
+
+
+def make_prediction(probabilities: dict[str, float], threshold: float | None,
+                    ood_score: float | None = None) -> Prediction:
+    """A Prediction from calibrated probabilities (class order kept), decided by :func:`decide`."""
+    classes = list(probabilities)
+    label, top = decide(probabilities, threshold)
+    ptumor = 1.0 - probabilities["notumor"] if "notumor" in probabilities else float("nan")
+    if "notumor" not in probabilities:
+        threshold = None
+    return Prediction(dict(probabilities), label, top, float(ptumor), None if threshold is None else float(threshold),
+                      ood_score, bool(ood_score is not None and ood_score >= OOD_THRESHOLD), classes.index(label))
+
+
 def predict_batch(model, inputs: np.ndarray) -> list[Prediction]:
     """inputs: n x size x size x 1 float32 from brainscan.scans.preprocess.prepare; model: a LiteModel or
     LoadedModel."""
     feats, logits = model.features_and_logits(np.asarray(inputs, np.float32))
     probs = softmax(logits, model.temperature)
     classes = model.classes
-    ptumor = tumor_probability(probs, classes) if "notumor" in classes else np.full(len(probs), np.nan)
     unusual = ood_percentiles(feats, inputs, model.ood)
     scores: list[float | None] = [None] * len(probs) if unusual is None else [float(v) for v in unusual]
     threshold = model.tumor_threshold if "notumor" in classes else None
-    out = []
-    for i, p in enumerate(probs):
-        k = int(np.argmax(p))
-        if threshold is not None:
-            # The operating point: "tumor" from P(tumor) >= threshold, then the most probable tumor class.
-            notumor = classes.index("notumor")
-            k = notumor if ptumor[i] < threshold else int(np.argmax(np.where(np.arange(len(p)) == notumor, -1, p)))
-        out.append(Prediction({c: float(v) for c, v in zip(classes, p, strict=True)}, classes[k], float(ptumor[i]),
-                              scores[i], bool(scores[i] is not None and scores[i] >= OOD_THRESHOLD), k))
-    return out
+    return [make_prediction({c: float(v) for c, v in zip(classes, p, strict=True)}, threshold, scores[i])
+            for i, p in enumerate(probs)]
 
 
 def predict(model, model_input: np.ndarray) -> Prediction:

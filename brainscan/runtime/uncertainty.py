@@ -19,6 +19,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from brainscan.runtime.inference import softmax
+
 FILE = "uncertainty.json"
 SHIFT = 0.05  # of the input side
 # (name, horizontal flip, dx, dy in units of SHIFT, scale); the first is the scan as the model sees it.
@@ -49,13 +51,6 @@ def views(x: np.ndarray) -> np.ndarray:
                                 borderMode=cv2.BORDER_CONSTANT, borderValue=0)
         out.append(warped.reshape(x.shape))
     return np.stack(out)
-
-
-def softmax(logits: np.ndarray, temperature: float) -> np.ndarray:
-    z = np.asarray(logits, np.float64) / temperature
-    z -= z.max(axis=-1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=-1, keepdims=True)
 
 
 def view_probabilities(model, inputs: np.ndarray) -> np.ndarray:

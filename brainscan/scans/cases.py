@@ -163,17 +163,12 @@ def score(case: Case, answer: Answer, mask: np.ndarray | None = None) -> dict[st
     return {"tumour": answer.tumour == case.tumour, "type": kind_ok, "place": place_ok}
 
 
-def model_answer(probabilities: dict[str, float], peak: tuple[int, int] | None) -> Answer:
-    """The model's answer in the quiz's terms: tumour when its most likely class is not 'notumor'; its
-    type is that class; its 'click' is the peak of its heatmap for its most likely tumour class."""
-    top = max(probabilities, key=probabilities.get)
-    tumour = top != "notumor"
-    return Answer(tumour, top if tumour else None, peak)
-
-
-def tumour_class(probabilities: dict[str, float]) -> str:
-    """The most likely tumour class (the heatmap the quiz shows and scores for the model's 'click')."""
-    return max((c for c in probabilities if c != "notumor"), key=lambda c: probabilities[c])
+def model_answer(label: str, peak: tuple[int, int] | None) -> Answer:
+    """The model's answer in the quiz's terms. label: the prediction's answer (its decision at the operating
+    threshold: 'notumor' or a tumour class); its 'click' is the peak of its heatmap for its most likely tumour
+    class."""
+    tumour = label != "notumor"
+    return Answer(tumour, label if tumour else None, peak)
 
 
 def totals(scores: list[dict[str, bool | None]]) -> dict[str, tuple[int, int]]:

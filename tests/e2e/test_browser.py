@@ -16,7 +16,7 @@ from brainscan.scans.synthetic import phantom
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
-PREDICTION = "The model thinks this scan most likely shows"
+PREDICTION = "The model's answer: "
 
 
 def png_bytes(size: int = 256, seed: int = 3) -> bytes:

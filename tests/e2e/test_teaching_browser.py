@@ -20,7 +20,7 @@ pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "artifacts" / "screenshots"
-PREDICTION = "The model thinks this scan most likely shows"
+PREDICTION = "The model's answer: "
 
 
 def wait_idle(page) -> None:
