@@ -284,7 +284,9 @@ def find_default_model() -> Path:
     """find_model_dir(), or a ModelError that says how to get a model."""
     found = find_model_dir()
     if found is None:
-        raise ModelError(f"No model found in {config.models_dir()}; train one with `python -m brainscan train`.")
+        raise ModelError(f"No model found in {config.models_dir()}: name a model folder with --model or "
+                         f"${config.MODEL_ENV} (the repository's models/default is the shipped one), or train one "
+                         "with `python -m brainscan train`.")
     return found
 
 
