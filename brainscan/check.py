@@ -6,20 +6,26 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from brainscan.scans import reader
 from brainscan.scans.io import Scan, ScanError, load_scan
 from brainscan.scans.preprocess import Prepared, prepare
+
+if TYPE_CHECKING:
+    from brainscan.cam.heatmap import Heatmap
+    from brainscan.runtime.inference import Model, Prediction
+    from brainscan.runtime.uncertainty import Uncertainty
 
 
 @dataclass
 class CheckResult:
     scan: Scan
     prepared: Prepared
-    prediction: object  # brainscan.runtime.inference.Prediction
-    heatmap: object | None  # brainscan.cam.heatmap.Heatmap
+    prediction: Prediction
+    heatmap: Heatmap | None
     timings_ms: dict[str, float] = field(default_factory=dict)
-    uncertainty: object | None = None  # brainscan.runtime.uncertainty.Uncertainty (test-time augmentation)
+    uncertainty: Uncertainty | None = None  # test-time augmentation
 
     def as_dict(self) -> dict:
         """The JSON result (no pixels, no identifiers)."""
@@ -39,13 +45,13 @@ class CheckResult:
         return out
 
 
-def load_checker(model_path: str | None = None):
+def load_checker(model_path: str | None = None) -> Model:
     from brainscan.runtime.inference import load_model
 
     return load_model(model_path)
 
 
-def check_scan(model, scan: Scan, cam_method: str | None = "gradcam", class_index: int | None = None,
+def check_scan(model: Model, scan: Scan, cam_method: str | None = "gradcam", class_index: int | None = None,
                tta: bool = True) -> CheckResult:
     """tta: also the test-time-augmentation uncertainty, with the model folder's deferral threshold
     (brainscan.runtime.uncertainty; about 8 more forward passes in one batch)."""
@@ -75,7 +81,7 @@ def check_scan(model, scan: Scan, cam_method: str | None = "gradcam", class_inde
     return CheckResult(scan, prepared, prediction, hm, timings, unc)
 
 
-def check_bytes(model, data: bytes, name: str, frame: int | None = None,
+def check_bytes(model: Model, data: bytes, name: str, frame: int | None = None,
                 cam_method: str | None = "gradcam") -> CheckResult:
     """Raises ScanError (one sentence) for input that cannot be used."""
     t = time.perf_counter()
@@ -86,7 +92,8 @@ def check_bytes(model, data: bytes, name: str, frame: int | None = None,
     return result
 
 
-def check_file(model, path: str, cam: bool = False, cam_method: str = "gradcam", cam_out: str | None = None) -> dict:
+def check_file(model: Model, path: str, cam: bool = False, cam_method: str = "gradcam",
+               cam_out: str | None = None) -> dict:
     """One JSON-able line for the CLI: the result, or {"file", "error"} for input that cannot be used."""
     try:
         data = reader.read_file(path)  # a regular file of at most 512 MB: never a pipe or a device

@@ -177,3 +177,11 @@ def test_quiz_case_library_and_pointing_game_agree(disagreeing, monkeypatch):
 def test_a_probability_next_to_its_threshold_is_not_rounded_into_a_contradiction():
     w = answer_words(make_prediction({"glioma": 0.25, "notumor": 0.254, "pituitary": 0.496}, 0.75))
     assert "Any tumor 74.6%, below its threshold of 75.0%" in w.sentence
+
+
+def test_both_back_ends_and_the_test_fake_are_models(tiny_model):
+    from brainscan.runtime.inference import Model, load_model
+
+    assert isinstance(load_model(tiny_model, backend="litert"), Model)
+    assert isinstance(load_model(tiny_model, backend="keras"), Model)
+    assert not isinstance(object(), Model)

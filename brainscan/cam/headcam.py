@@ -13,11 +13,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-from scipy.ndimage import zoom
 
 
 def expand(cam: np.ndarray, size: int) -> np.ndarray:
     """Upsample an h x w map to size x size with linear interpolation, as tf-keras-vis does."""
+    from scipy.ndimage import zoom  # imported when a map is drawn, not when the registry is read
+
     h, w = cam.shape
     return zoom(cam.astype(np.float32), (size / h, size / w), order=1)
 
@@ -60,6 +61,8 @@ def scorecam(fmap: np.ndarray, x: np.ndarray, logits_of: Callable[[np.ndarray], 
     softmax score on that masked input weighs the channel. x: size x size x C; logits_of: batch -> logits."""
     keep = top_channels(fmap, max_n)
     acts = fmap[..., keep]  # h x w x N
+    from scipy.ndimage import zoom
+
     size = x.shape[0]
     h, w = acts.shape[:2]
     up = zoom(acts, (size / h, size / w, 1), order=1, mode="nearest")  # size x size x N

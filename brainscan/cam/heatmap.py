@@ -6,12 +6,20 @@ No TensorFlow here.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
 from brainscan.cam import methods as cam_methods
 from brainscan.cam.overlay import peak
 from brainscan.scans.preprocess import Prepared, to_original
+
+
+class CamModel(Protocol):
+    """What a heatmap needs of a model (brainscan.runtime.inference.Model has it)."""
+
+    def cam(self, x: np.ndarray, class_index: int, method: str = "gradcam", layer: str | None = None) -> np.ndarray:
+        ...
 
 
 def normalize_cam(cam: np.ndarray) -> np.ndarray:
@@ -37,7 +45,7 @@ class Heatmap:
         return not bool(self.original.max() > 0.02)
 
 
-def heatmap(model, prepared: Prepared, class_index: int, method: str = "gradcam",
+def heatmap(model: CamModel, prepared: Prepared, class_index: int, method: str = "gradcam",
             layer: str | None = None, fallback: bool = True) -> Heatmap:
     """CAM for a prepared scan and a class, mapped back through the crop box onto the original image. With
     fallback, a method whose map is empty gives way to its registry's ``when_empty`` method (Grad-CAM -> CAM)."""

@@ -39,7 +39,7 @@ def find_target_layer(model: keras.Model) -> str:
     raise ValueError("The model has no layer with a spatial output, so no CAM can be computed.")
 
 
-class CamMethod:
+class Visualiser:
     """Base: wraps one tf-keras-vis visualiser for one model."""
 
     visualizer_cls: type = Gradcam
@@ -62,15 +62,15 @@ class CamMethod:
         return {"normalize_cam": False}
 
 
-class GradCam(CamMethod):
+class GradCam(Visualiser):
     visualizer_cls = Gradcam
 
 
-class GradCamPlusPlus(CamMethod):
+class GradCamPlusPlus(Visualiser):
     visualizer_cls = GradcamPlusPlus
 
 
-class ScoreCam(CamMethod):
+class ScoreCam(Visualiser):
     visualizer_cls = Scorecam
 
     def options(self, channels: int) -> dict:
@@ -78,7 +78,7 @@ class ScoreCam(CamMethod):
         return {"normalize_cam": False, "max_N": min(32, channels)}
 
 
-class Cam(CamMethod):
+class Cam(Visualiser):
     """Grad-CAM without its ReLU, shifted to a minimum of 0: for a pooled linear head this is CAM (Zhou et al.)."""
 
     visualizer_cls = Gradcam
@@ -91,12 +91,14 @@ class Cam(CamMethod):
         return {"normalize_cam": False, "activation_modifier": None}
 
 
-VISUALIZERS = {cls.__name__: cls for cls in (GradCam, GradCamPlusPlus, ScoreCam, Cam)}  # named in cam.methods
+# The visualiser of each method of the registry (brainscan.cam.methods), under the same name.
+VISUALIZERS: dict[str, type[Visualiser]] = {"gradcam": GradCam, "gradcam++": GradCamPlusPlus, "scorecam": ScoreCam,
+                                           "cam": Cam}
 
 
-def _method(model: keras.Model, method: str, cache: dict | None) -> CamMethod:
+def _method(model: keras.Model, method: str, cache: dict | None) -> Visualiser:
     """The visualiser for (model, method); kept in the caller's cache (LoadedModel.cams), which dies with the model."""
-    cls = VISUALIZERS[cam_methods.get(method).keras_vis]
+    cls = VISUALIZERS[cam_methods.get(method).name]
     if cache is None:
         return cls(model)
     if method not in cache:

@@ -1,32 +1,56 @@
-"""The CAM method registry: the one list of heatmap methods (no TensorFlow, no SciPy at import).
+"""The CAM method registry: the one list of heatmap methods (no TensorFlow; SciPy only when a map is drawn).
 
-Each entry names its closed form for the pooled linear head (a function in brainscan.cam.headcam, run
-by the LiteRT back-end) and its tf-keras-vis visualiser (a class in brainscan.cam.keras_vis, run for
-Keras models). The CLI's --cam-method, the Scan page's picker and both back-ends read this registry.
+Each entry holds its closed form for the pooled linear head as a callable over :class:`HeadInputs` (run by the
+LiteRT back-end and by the sanity check); the tf-keras-vis visualiser of each method, for Keras models, is
+registered under the same name in brainscan.cam.keras_vis.VISUALIZERS. The CLI's --cam-method, the Scan page's
+picker and both back-ends read this registry.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+
+import numpy as np
+
+from brainscan.cam import headcam
+
+SCORECAM_CHANNELS = 32  # Score-CAM masks the input with the strongest channels of the last feature map only
+
+
+@dataclass(frozen=True)
+class HeadInputs:
+    """What a closed form may use: the last feature map of one input (h x w x K), the head's kernel
+    (K x classes), the input itself and a function from a batch of inputs to their logits (Score-CAM)."""
+
+    fmap: np.ndarray
+    kernel: np.ndarray
+    x: np.ndarray | None = None
+    logits_of: Callable[[np.ndarray], np.ndarray] | None = None
+
+
+ClosedForm = Callable[[HeadInputs, int], np.ndarray]  # (inputs, class index) -> h x w map
+
+
+def _scorecam(h: HeadInputs, class_index: int) -> np.ndarray:
+    return headcam.scorecam(h.fmap, h.x, h.logits_of, class_index, SCORECAM_CHANNELS)
 
 
 @dataclass(frozen=True)
 class CamMethod:
     name: str
     label: str
-    closed_form: str  # function in brainscan.cam.headcam
-    needs_forward: bool  # the closed form runs the network again (masked inputs) instead of using the head
-    keras_vis: str  # visualiser class in brainscan.cam.keras_vis
+    closed_form: ClosedForm
     when_empty: str | None = None  # the method drawn instead when this one's map is empty
 
 
 REGISTRY: dict[str, CamMethod] = {m.name: m for m in (
     # Grad-CAM cuts the class evidence at zero; where no position adds to the class score it is empty, and
     # CAM (the same map before the cut) shows where the evidence is least against the class.
-    CamMethod("gradcam", "Grad-CAM", "gradcam", False, "GradCam", when_empty="cam"),
-    CamMethod("gradcam++", "Grad-CAM++", "gradcam_plus_plus", False, "GradCamPlusPlus"),
-    CamMethod("scorecam", "Score-CAM", "scorecam", True, "ScoreCam"),
-    CamMethod("cam", "CAM", "class_activation_map", False, "Cam"),
+    CamMethod("gradcam", "Grad-CAM", lambda h, k: headcam.gradcam(h.fmap, h.kernel, k), when_empty="cam"),
+    CamMethod("gradcam++", "Grad-CAM++", lambda h, k: headcam.gradcam_plus_plus(h.fmap, h.kernel, k)),
+    CamMethod("scorecam", "Score-CAM", _scorecam),
+    CamMethod("cam", "CAM", lambda h, k: headcam.class_activation_map(h.fmap, h.kernel, k)),
 )}
 CAM_METHODS = tuple(REGISTRY)
 DEFAULT_CAM_METHOD = "gradcam"  # what the app shows first, the CLI and the pointing game use

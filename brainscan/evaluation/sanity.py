@@ -96,12 +96,14 @@ def _gradcams(two, dense, inputs: np.ndarray, classes: np.ndarray) -> np.ndarray
 
     fmaps, _ = (np.asarray(t) for t in two(inputs, training=False))
     kernel = np.asarray(dense.get_weights()[0], np.float32)
-    fallback = getattr(headcam, cam_methods.get(cam_methods.get("gradcam").when_empty).closed_form)
+    gradcam = cam_methods.get("gradcam")
+    fallback = cam_methods.get(gradcam.when_empty).closed_form
     out = []
     for f, k in zip(fmaps, classes, strict=True):
-        m = normalize_cam(headcam.expand(headcam.gradcam(f, kernel, int(k)), inputs.shape[1]))
+        head = cam_methods.HeadInputs(f, kernel)
+        m = normalize_cam(headcam.expand(gradcam.closed_form(head, int(k)), inputs.shape[1]))
         if not m.any():
-            m = normalize_cam(headcam.expand(fallback(f, kernel, int(k)), inputs.shape[1]))
+            m = normalize_cam(headcam.expand(fallback(head, int(k)), inputs.shape[1]))
         out.append(m)
     return np.stack(out)
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -20,7 +22,37 @@ from brainscan.runtime import familiarity
 BACKENDS = ("auto", "litert", "keras")
 
 
-def load_model(path: str | os.PathLike | None = None, backend: str = "auto"):
+@runtime_checkable
+class Model(Protocol):
+    """A loaded model folder: runtime.lite.LiteModel (no TensorFlow), runtime.keras_model.LoadedModel, or a fake
+    in tests. The card's fields (classes, size, temperature, threshold) come from modelfolder.CardFields."""
+
+    card: dict
+    path: Path
+    ood: dict
+
+    @property
+    def classes(self) -> list[str]: ...
+
+    @property
+    def size(self) -> int: ...
+
+    @property
+    def temperature(self) -> float: ...
+
+    @property
+    def tumor_threshold(self) -> float | None: ...
+
+    def features_and_logits(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """n inputs -> (n x K pooled features, n x classes logits)."""
+        ...
+
+    def cam(self, x: np.ndarray, class_index: int, method: str = "gradcam", layer: str | None = None) -> np.ndarray:
+        """Unnormalised CAM at input size for one input (size x size x C)."""
+        ...
+
+
+def load_model(path: str | os.PathLike | None = None, backend: str = "auto") -> Model:
     """A model folder ready to predict: LiteModel (no TensorFlow) where possible, else Keras' LoadedModel."""
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}")
@@ -135,7 +167,7 @@ def make_prediction(probabilities: dict[str, float], threshold: float | None,
                       ood_score, bool(ood_score is not None and ood_score >= OOD_THRESHOLD), classes.index(label))
 
 
-def predict_batch(model, inputs: np.ndarray) -> list[Prediction]:
+def predict_batch(model: Model, inputs: np.ndarray) -> list[Prediction]:
     """inputs: n x size x size x 1 float32 from brainscan.scans.preprocess.prepare; model: a LiteModel or
     LoadedModel."""
     feats, logits = model.features_and_logits(np.asarray(inputs, np.float32))
@@ -148,12 +180,12 @@ def predict_batch(model, inputs: np.ndarray) -> list[Prediction]:
             for i, p in enumerate(probs)]
 
 
-def predict(model, model_input: np.ndarray) -> Prediction:
+def predict(model: Model, model_input: np.ndarray) -> Prediction:
     """One prepared image (size x size x 1) -> calibrated Prediction."""
     return predict_batch(model, model_input[None])[0]
 
 
-def run_model(model, inputs: np.ndarray, batch_size: int = 64) -> list[Prediction]:
+def run_model(model: Model, inputs: np.ndarray, batch_size: int = 64) -> list[Prediction]:
     """predict_batch over many inputs, batch_size at a time."""
     out = []
     for s in range(0, len(inputs), batch_size):

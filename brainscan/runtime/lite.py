@@ -17,10 +17,9 @@ import numpy as np
 
 from brainscan.cam import headcam
 from brainscan.cam import methods as cam_methods
+from brainscan.cam.methods import HeadInputs
 from brainscan.errors import ModelError
 from brainscan.modelfolder import HEAD_FILE, LITE_FILE, CardFields
-
-SCORECAM_CHANNELS = 32
 
 
 @dataclass
@@ -76,12 +75,8 @@ class LiteModel(CardFields):
                              "(load the model with backend='keras').")
         entry = cam_methods.get(method)
         fmap = self.feature_map_and_logits(x[None])[0][0]
-        closed_form = getattr(headcam, entry.closed_form)
-        if entry.needs_forward:
-            small = closed_form(fmap, x, lambda b: self.feature_map_and_logits(b)[1], class_index, SCORECAM_CHANNELS)
-        else:
-            small = closed_form(fmap, self.head["kernel"], class_index)
-        return headcam.expand(small, x.shape[0])
+        inputs = HeadInputs(fmap, self.head["kernel"], x, lambda b: self.feature_map_and_logits(b)[1])
+        return headcam.expand(entry.closed_form(inputs, class_index), x.shape[0])
 
 
 def load_lite(folder: Path, card: dict, ood: dict[str, np.ndarray], threads: int = 2) -> LiteModel:
