@@ -183,3 +183,29 @@ def test_saved_model_keeps_no_optimizer_state_and_exports_litert(tmp_path):
     with h5py.File(io.BytesIO(weights), "r") as h5:
         assert "optimizer" not in h5
     assert (folder / "model.tflite").is_file() and (folder / "head.npz").is_file()
+
+
+@pytest.mark.slow
+def test_a_trained_model_beats_chance_on_fresh_phantoms(tmp_path):
+    """Training learns: a compact CNN trained for 25 epochs (about 20 s) on 80 phantoms tells lesion from no lesion
+    on 60 phantoms it never saw (other seeds), far above chance (AUC 0.5, accuracy 0.5). Measured: AUC 0.99,
+    accuracy 0.92; an untrained network stays near 0.5."""
+    from sklearn.metrics import roc_auc_score
+
+    from brainscan.runtime.inference import run_model
+    from brainscan.scans.batch import prepare_paths
+    from brainscan.scans.synthetic import write_dataset
+    from brainscan.training.run import TrainConfig, run
+
+    write_dataset(tmp_path / "train", per_class=40, size=48, classes=("notumor", "tumor"))
+    write_dataset(tmp_path / "fresh", per_class=30, size=48, classes=("notumor", "tumor"), seed=50_000)
+    run(TrainConfig(data=str(tmp_path / "train"), out=str(tmp_path / "m"), epochs=25, img_size=32, batch_size=16,
+                    patience=25, name="beats-chance"))
+    model = load_model(tmp_path / "m")
+    files = sorted(str(p) for p in (tmp_path / "fresh").rglob("*.png"))
+    x, ok, errors = prepare_paths(files, model.size)
+    assert not errors and len(ok) == 60
+    truth = np.array([Path(files[i]).parent.name == "tumor" for i in ok])
+    preds = run_model(model, x)
+    assert roc_auc_score(truth, [p.probabilities["tumor"] for p in preds]) >= 0.9
+    assert np.mean([(p.label == "tumor") == t for p, t in zip(preds, truth, strict=True)]) >= 0.8

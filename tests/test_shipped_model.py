@@ -73,10 +73,18 @@ def test_sample_images_get_valid_predictions():
     from brainscan.check import check_bytes, load_checker
 
     model = load_checker(str(MODEL))
-    for name in ("lgg_glioma_flair.png", "lgg_glioma_multiframe", "not_mri_photo.png"):
+    answers = {}
+    for name in ("lgg_glioma_flair.png", "lgg_glioma_multiframe", "brats_glioma_t1c.png", "ixi_healthy_t1.png",
+                 "ms_flair_no_tumour.png", "not_mri_photo.png"):
         r = check_bytes(model, (ROOT / "sample_images" / name).read_bytes(), name)
         assert sum(r.prediction.probabilities.values()) == pytest.approx(1.0)
         assert 0 <= r.heatmap.peak[0] < r.scan.pixels.shape[1] and 0 <= r.heatmap.peak[1] < r.scan.pixels.shape[0]
+        answers[name] = r.prediction
+    for name in ("lgg_glioma_flair.png", "lgg_glioma_multiframe", "brats_glioma_t1c.png"):  # gliomas, outlined
+        assert answers[name].label == "glioma", (name, answers[name].probabilities)
+    for name in ("ixi_healthy_t1.png", "ms_flair_no_tumour.png"):  # a healthy head; MS lesions are not a tumour
+        assert answers[name].label == "notumor" and not answers[name].out_of_distribution, name
+    assert answers["not_mri_photo.png"].out_of_distribution  # a photo is flagged as unfamiliar
 
 
 @pytest.mark.slow
