@@ -1,5 +1,5 @@
-"""Command line: python -m brainscan {predict,convert,train,evaluate,external,familiarity,promote,
-export-litert,bench} ...
+"""Command line: python -m brainscan {predict,convert,train,evaluate,external,pointing,familiarity,uncertainty,
+sanity,promote,export-litert,bench,janitor} ... (`python -m brainscan --help` lists them; a test checks this list)
 
 Bad input never produces a traceback: each file that cannot be used gets one JSON line with an
 error sentence, and the exit status says whether everything worked (0), a file was refused (1) or

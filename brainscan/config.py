@@ -1,7 +1,8 @@
 """Configuration in one place (a leaf: no brainscan imports, no TensorFlow).
 
 Where the repository, its models and its runs are, the environment variables that move them, and
-the training configuration whose defaults the command line, the run manager and the Train page share.
+the training configuration whose defaults the command line and the run manager share (the Train page starts
+from its own quick-demo settings, pages/train.py, and passes every field it sets).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Every refusal brainscan raises derives from BrainScanError; its message is one sentence for a user.
 
 A leaf: no imports. The command line catches BrainScanError once (brainscan.cli.main), and so do the
-pages (brainscan.app.ui.refusals). Each subclass also keeps the built-in base it always had.
+pages (each catches it where it acts, e.g. pages/train.py). Each subclass also keeps the built-in base it always had.
 """
 
 

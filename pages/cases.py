@@ -1,5 +1,5 @@
 """Case library: real slices with known truth, browsable by class and sequence; each opens in the scan check
-with the true outline drawn over the heatmap. Reads case_library/ (brainscan.cases); no model needed here.
+with the true outline drawn over the heatmap. Reads case_library/ (brainscan.scans.cases); no model needed here.
 """
 
 from __future__ import annotations

@@ -237,7 +237,9 @@ def settings_section(root: Path | None, settings: hosting.Settings) -> None:
                             help="Random rotation, zoom, shift, contrast, noise and flips of training images.")
         weights = c2.selectbox("Starting weights", ["none", "imagenet"], key="train_weights",
                                format_func={"none": "none (random start)", "imagenet": "ImageNet"}.get,
-                               help="ImageNet weights apply to EfficientNet-B0 and VGG19 only.")
+                               help="ImageNet weights apply to " + ui.join_words(
+                                   [ARCH_LABELS[a].split(" (")[0] for a, e in architectures.ARCHITECTURES.items()
+                                    if e.pretrained]) + "; the compact CNN always starts at random.")
         patience = c3.number_input("Early-stopping patience (epochs)", min_value=1, max_value=200, value=8,
                                    key="train_patience",
                                    help="Training ends early when the validation loss has not improved for this "
@@ -246,9 +248,9 @@ def settings_section(root: Path | None, settings: hosting.Settings) -> None:
         st.caption("The defaults train in about a minute on this server's CPU (20 epochs of 64-pixel images, "
                    "at most 600 of them). On the 253-image yes/no set one such run took 36 s and reached a tumor "
                    "ROC AUC of 0.81 on its 37 held-out images (accuracy 57%); 3 epochs learned nothing. A model like "
-                   "the shipped one needs thousands of images and 30-60 epochs (most of an hour). ImageNet weights "
-                   "are downloaded by Keras on first use, which needs internet access; without it the run fails, so "
-                   "keep 'none' unless you know the server is online.")
+                   "the shipped one needs thousands of images and 30-60 epochs (most of an hour). EfficientNet-Lite0's "
+                   "ImageNet weights are installed with the app; those of EfficientNet-B0 and VGG19 are downloaded by "
+                   "Keras on first use, which needs internet access (without it that run fails).")
         submitted = st.form_submit_button("Start training", type="primary", disabled=root is None)
     if not submitted or root is None:
         return

@@ -1,4 +1,4 @@
-"""The case library (case_library/) and the quiz's rules (brainscan.cases, brainscan.teaching)."""
+"""The case library (case_library/) and the quiz's rules (brainscan.scans.cases, brainscan.app.teaching)."""
 
 from __future__ import annotations
 

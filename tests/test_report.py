@@ -1,4 +1,4 @@
-"""The one-page PDF report and its PNG panels (brainscan.report): the file opens, holds what it should, and
+"""The one-page PDF report and its PNG panels (brainscan.app.report): the file opens, holds what it should, and
 never a patient identifier."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The heatmap sanity check (brainscan.sanity): model randomisation after Adebayo et al. (2018)."""
+"""The heatmap sanity check (brainscan.evaluation.sanity): model randomisation after Adebayo et al. (2018)."""
 
 from __future__ import annotations
 

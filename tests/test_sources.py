@@ -1,4 +1,4 @@
-"""Multi-source recipes, manifests, grouped splits and sampling weights (brainscan.sources).
+"""Multi-source recipes, manifests, grouped splits and sampling weights (brainscan.training.sources).
 
 Every image here is a 16x16 PNG made by the test (random noise unless said otherwise)."""
 
@@ -241,7 +241,7 @@ def test_manifest_items(mini):
     assert {it.group for it in ms} == {f"ms:p{k}" for k in range(4)} and {it.sequence for it in ms} == {"flair"}
     btm = [it for it in man if it.source == "btm"]
     assert sum(it.official_test for it in btm) == 4 and {it.sequence for it in btm} == {"unknown"}
-    # The copy across btm's official split is one near-duplicate group (by hash alone, as brainscan.data).
+    # The copy across btm's official split is one near-duplicate group (by hash alone, as brainscan.scans.datasets).
     by_name = {os.path.basename(it.path): it for it in btm}
     assert by_name["tn0.png"].duplicate_group == by_name["n0.png"].duplicate_group
     assert by_name["tn1.png"].duplicate_group != by_name["n0.png"].duplicate_group
@@ -296,7 +296,7 @@ def test_cross_source_duplicates_merge_only_when_pixels_agree(tmp_path):
     shutil.copy(copy, root / "two/notumor/q1_copy.png")
     _png(root / "one/notumor/p2_twin.png", a)
     _png(root / "two/notumor/q2_twin.png", b)
-    # within a near-duplicate source the hash alone groups, as brainscan.data does (rotated twins: far from a, b)
+    # within a near-duplicate source the hash alone groups, as brainscan.scans.datasets does (rotated twins: far from a, b)
     _png(root / "nd/notumor/m1.png", np.rot90(a))
     _png(root / "nd/notumor/m2.png", np.rot90(b))
     for name in ("one", "two", "nd"):
@@ -360,7 +360,7 @@ def test_grouped_split_integrity_coverage_and_official_test(mini):
     assert not any(man[i].official_test for i in split.parts["train"] + split.parts["val"])
     assert split.summary["items"]["test_dedup"] == 3
     assert split.summary["official_test_with_near_duplicate_in_training"] == 1
-    # the same test set as brainscan.data.plan_split on that folder alone
+    # the same test set as brainscan.scans.datasets.plan_split on that folder alone
     ds = data.discover(recipe.sources[0].path)
     plan = data.plan_split(ds, data.hash_all([it.path for it in ds.items]))
     assert sorted(os.path.basename(ds.items[i].path) for i in plan.test) == names(split.test_dedup)

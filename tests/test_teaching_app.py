@@ -1,6 +1,6 @@
 """Teaching through AppTest: the case library, a case opened in the scan check with its outline, the
 uncertainty answer, the report downloads, the quiz and the Model page's deferral and sanity sections, on a
-model trained by brainscan.train (like one promoted from the Train page) with and without those files."""
+model trained by brainscan.training.run (like one promoted from the Train page) with and without those files."""
 
 from __future__ import annotations
 

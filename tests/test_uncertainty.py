@@ -1,4 +1,4 @@
-"""Test-time-augmentation uncertainty (brainscan.uncertainty) and deferral (brainscan.deferral)."""
+"""Test-time-augmentation uncertainty (brainscan.runtime.uncertainty) and deferral (brainscan.evaluation.deferral)."""
 
 from __future__ import annotations
 

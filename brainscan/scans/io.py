@@ -127,7 +127,7 @@ Decoded = tuple[np.ndarray, int, int, dict[str, object], list[str]]
 
 
 def _load_image(data: bytes, label: str, frame: int | None) -> Decoded:
-    """Decode through brainscan.reader: header checked first, decode inside the shared budget, and shrunk to
+    """Decode through brainscan.scans.reader: header checked first, decode inside the shared budget, and shrunk to
     MAX_SIDE by Pillow before any float copy (so the float steps below see at most MAX_SIDE x MAX_SIDE)."""
     notes: list[str] = []
     img = reader.open_image(data, label, MIN_SIDE)  # header size, before any decoding
@@ -212,5 +212,5 @@ def load_scan(data: bytes, name: str = "", frame: int | None = None) -> Scan:
 
 
 def load_scan_path(path: str | os.PathLike[str], frame: int | None = None) -> Scan:
-    """Read a regular file of at most MAX_FILE_BYTES (never a pipe or device; brainscan.reader) and load it."""
+    """Read a regular file of at most MAX_FILE_BYTES (never a pipe or device; brainscan.scans.reader) and load it."""
     return load_scan(reader.read_file(path, MAX_FILE_BYTES), os.path.basename(os.fspath(path)), frame)
