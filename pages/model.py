@@ -12,6 +12,7 @@ import streamlit as st
 
 from brainscan.app import figures, source_table, ui
 from brainscan.app import teaching as ui_teaching
+from brainscan.app.metrics_panel import metrics_panel
 
 SPLITS = {
     "test_dedup": ("Test, deduplicated",
@@ -142,37 +143,7 @@ def split_figures(metrics: dict, classes: list[str]) -> None:
     split = st.segmented_control("Data used for the figures", available, default=available[0], required=True,
                                  format_func=lambda k: SPLITS[k][0], key="metrics_split") or available[0]
     st.caption(SPLITS[split][1])
-    m = metrics[split]
-    binary = m.get("tumor_vs_notumor") or {}
-    at95 = binary.get("at_95_specificity") or {}
-    cols = st.columns(4)
-    cols[0].metric("Images", ui.fmt_number(m.get("n"), "int"), border=True)
-    cols[1].metric("Accuracy", ui.fmt_number(m.get("accuracy"), "pct"), border=True)
-    cols[2].metric("Tumor ROC AUC", ui.fmt_number(binary.get("roc_auc")), border=True)
-    cols[3].metric("Calibration error (ECE)", ui.fmt_number(m.get("ece")), border=True)
-    labels = [ui.class_label(c) for c in classes]
-    left, right = st.columns(2, gap="large")
-    with left:
-        if m.get("confusion_matrix"):
-            st.pyplot(figures.confusion_matrix(m["confusion_matrix"], labels), width="stretch")
-        per_class = m.get("per_class") or {}
-        if per_class:
-            st.dataframe(pd.DataFrame([
-                {"Class": ui.class_label(c), "Precision": ui.fmt_number(v.get("precision")),
-                 "Recall (sensitivity)": ui.fmt_number(v.get("recall")), "F1": ui.fmt_number(v.get("f1")),
-                 "Images": ui.fmt_number(v.get("support"), "int")} for c, v in per_class.items()]), hide_index=True)
-    with right:
-        roc = binary.get("roc_curve") or {}
-        if roc.get("fpr"):
-            st.pyplot(figures.roc_curve(roc["fpr"], roc["tpr"], binary.get("roc_auc"), at95), width="stretch")
-        else:
-            st.info("No ROC curve was saved for this split.")
-        curve = m.get("calibration_curve") or {}
-        if curve.get("confidence"):
-            st.pyplot(figures.calibration_curve(curve["confidence"], curve["accuracy"], m.get("ece")),
-                      width="stretch")
-        else:
-            st.info("No calibration curve was saved for this split.")
+    metrics_panel(metrics[split], classes)
 
 
 def main() -> None:

@@ -15,6 +15,7 @@ import streamlit as st
 
 from brainscan import hosting, janitor, runs
 from brainscan.app import figures, ui
+from brainscan.app.metrics_panel import metrics_panel
 from brainscan.errors import BrainScanError
 from brainscan.scans.archive import extract_zip
 from brainscan.scans.summary import dataset_summary, find_datasets
@@ -353,41 +354,13 @@ def _progress() -> None:
 
 # --- results --------------------------------------------------------------------------------------
 
-def _fmt(v, pct: bool = False) -> str:
-    return ui.fmt_number(v, "pct" if pct else "ratio", missing="-")
-
-
 def show_metrics(info: runs.RunInfo) -> None:
     splits = [k for k in SPLIT_LABELS if isinstance(info.metrics.get(k), dict)]
     if not splits:
         return
     key = st.radio("Scores on", splits, format_func=SPLIT_LABELS.get, key=f"train_split_{info.name}")
     m = info.metrics[key]
-    classes = [ui.class_label(c) for c in info.metrics.get("classes") or m["per_class"]]
-    tv = m.get("tumor_vs_notumor", {})
-    c = st.columns(4)
-    c[0].metric("Accuracy", _fmt(m["accuracy"], True), help=f"Share of the {m['n']} images classified correctly.")
-    c[1].metric("Tumor ROC AUC", _fmt(tv.get("roc_auc")), help="Tumor (any type) vs no tumor; 0.5 is chance, 1.0 "
-                "is perfect.")
-    c[2].metric("Sensitivity at 95% specificity", _fmt(tv.get("at_95_specificity", {}).get("sensitivity"), True),
-                help="Share of tumor images found when at most 5% of the no-tumor images are flagged.")
-    c[3].metric("Calibration error (ECE)", _fmt(m.get("ece")), help="After temperature scaling; 0 is perfect.")
-    if m["n"] < 30:
-        st.caption(f"Only {m['n']} images in this set: these scores can swing widely by chance.")
-    cols = st.columns(3)
-    cols[0].pyplot(figures.confusion_matrix(m["confusion_matrix"], classes), width="stretch")
-    if "roc_curve" in tv:
-        cols[1].pyplot(figures.roc_curve(tv["roc_curve"]["fpr"], tv["roc_curve"]["tpr"], tv.get("roc_auc"),
-                                         tv.get("at_95_specificity")), width="stretch")
-    if "calibration_curve" in m:
-        cols[2].pyplot(figures.calibration_curve(m["calibration_curve"]["confidence"],
-                                                 m["calibration_curve"]["accuracy"], m.get("ece")), width="stretch")
-    st.markdown("**Per class**")
-    table = pd.DataFrame(m["per_class"]).T.rename(index=ui.class_label).rename_axis("class")
-    table["support"] = table["support"].astype(int)
-    st.dataframe(table.style.format({"precision": "{:.3f}", "recall": "{:.3f}", "f1": "{:.3f}"}), width="stretch")
-    st.caption("Precision: of the images predicted as this class, the share that were. Recall: of the images of "
-               "this class, the share found. F1 combines both; support is the number of images.")
+    metrics_panel(m, list(info.metrics.get("classes") or m.get("per_class") or []))
 
 
 def promote_box(info: runs.RunInfo) -> None:
@@ -467,8 +440,9 @@ def _row(info: runs.RunInfo) -> dict[str, str]:
             "epochs run": str(len(info.history.get("loss", []))), "max training images": str(cfg.get("max_images")),
             "augmentation": "on" if cfg.get("augment") else "off",
             "scored on": {"test_dedup": "test set (deduplicated)", "val": "validation set"}.get(key, "-"),
-            "accuracy": _fmt(scores.get("accuracy"), True), "tumor ROC AUC": _fmt(tv.get("roc_auc")),
-            "ECE": _fmt(scores.get("ece")), "training time": _duration(info.elapsed_s)}
+            "accuracy": ui.fmt_number(scores.get("accuracy"), "pct", missing="-"),
+            "tumor ROC AUC": ui.fmt_number(tv.get("roc_auc"), missing="-"),
+            "ECE": ui.fmt_number(scores.get("ece"), missing="-"), "training time": _duration(info.elapsed_s)}
 
 
 def _curves(pair: dict[str, runs.RunInfo], key: str) -> pd.DataFrame:

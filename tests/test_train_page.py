@@ -136,7 +136,7 @@ def test_finished_run_results_and_promote(env: Path, phantoms: str) -> None:
     assert len(at.image) >= 3  # curves, confusion matrix, ROC / calibration
     assert {"Accuracy", "Tumor ROC AUC"} <= {m.label for m in at.metric}
     per_class = at.dataframe[-1].value
-    assert list(per_class.index) == ["No tumor", "Tumor"]
+    assert list(per_class["Class"]) == ["No tumor", "Tumor"]  # the metrics panel the Model page shows too
 
     promote = next(b for b in at.button if b.label == "Promote to models/")
     assert promote.disabled  # needs the confirmation first

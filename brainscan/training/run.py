@@ -466,8 +466,8 @@ def model_card(cfg: TrainConfig, run_dir: Path, data: Prepared, model, history: 
     card = {
         "name": cfg.name or run_dir.name, "architecture": cfg.arch, "classes": classes, "input_size": cfg.img_size,
         "input_channels": 1, "parameters": int(model.count_params()),
-        "preprocessing": "brainscan.scans.preprocess.prepare: grayscale, Gaussian blur, Otsu threshold, largest contour, "
-                         "square brain crop with 6% margin, resize, 1-99.5 percentile intensity normalisation",
+        "preprocessing": "brainscan.scans.preprocess.prepare: grayscale, Gaussian blur, Otsu threshold, largest "
+                         "contour, square brain crop with 6% margin, resize, 1-99.5 percentile intensity normalisation",
         "training_data": training_data,
         "split": split_card,
         "training": {"epochs_run": len(history.get("loss", [])), "epochs_max": cfg.epochs,
