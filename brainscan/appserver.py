@@ -67,13 +67,15 @@ def stop_server(proc: subprocess.Popen, log) -> None:
         log.close()
 
 
-def screenshot(page, path: Path) -> None:
-    """Screenshot of the whole app. Streamlit scrolls inside its main container, so full_page alone would cut
-    the page at the viewport: grow the viewport to the content height first."""
+def screenshot(page, path: Path | None = None, **options) -> bytes:
+    """PNG screenshot of the whole app (also written to path, when given). Streamlit scrolls inside its main
+    container, so full_page alone would cut the page at the viewport: grow the viewport to the content height
+    first. options go to Playwright's page.screenshot (e.g. animations="disabled", caret="hide")."""
     size = page.viewport_size
     height = page.evaluate("Math.max(...[...document.querySelectorAll('[data-testid=stMain], "
                            "[data-testid=stAppViewContainer]')].map(e => e.scrollHeight), 600)")
     page.set_viewport_size({"width": size["width"], "height": min(int(height) + 40, 8000)})
     page.wait_for_timeout(400)
-    page.screenshot(path=str(path))
+    png = page.screenshot(path=None if path is None else str(path), **options)
     page.set_viewport_size(size)
+    return png
