@@ -9,7 +9,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from brainscan.app.ui import keep_training_queue_moving
+from brainscan.app.ui import keep_training_queue_moving, start_model_loading
 
 HERE = Path(__file__).resolve().parent
 
@@ -26,6 +26,7 @@ def main() -> None:
     if (HERE / "pages" / "train.py").exists():
         pages.append(st.Page("pages/train.py", title="Train a model", icon=":material/model_training:"))
     keep_training_queue_moving()  # hosted: a queued run starts even when no Train page is open
+    start_model_loading()  # in the background: the first scan of the first visitor finds it loaded and warm
     st.navigation(pages, position="top").run()
 
 

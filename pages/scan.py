@@ -29,7 +29,8 @@ from brainscan.scans.io import ScanError, load_scan, to_uint8
 log = logging.getLogger("brainscan.app")
 
 KEEP_RESULTS = 3  # full results (pixels, heatmaps) kept per session for quick re-display
-DISPLAY_SIDE = 768  # longest side of the images sent to the browser
+DISPLAY_SIDE = 512  # longest side of the images sent to the browser: about 1.5x the 340 px they are shown at
+#                    (two images in the 7/12 column of a 1366 px window; a click opens them full screen)
 STEP_SIDE = 256
 CAM_HELP = ("Grad-CAM: fast and coarse; where it is empty, CAM is shown instead. Grad-CAM++: can show several "
             "regions. Score-CAM: does not use gradients; slower (about a second). CAM: the evidence for "
@@ -99,8 +100,8 @@ class ModelAccess:
                 self._model = self.holder.get(timeout=600)
         return self._model
 
-    def check(self, scan: Any, cam_method: str | None) -> Any:
-        return ui.check(self.holder, self.model(), scan, cam_method)
+    def check(self, scan: Any, cam_method: str | None, tta: bool = True) -> Any:
+        return ui.check(self.holder, self.model(), scan, cam_method, tta)
 
 
 def _unexpected(name: str, err: BaseException) -> str:
@@ -117,7 +118,7 @@ def summarise(access: ModelAccess, upload: Upload) -> Summary:
         scan = load_scan(upload.data, upload.name)
         summary.n_frames, summary.frame, summary.kind = scan.n_frames, scan.frame, scan.kind
         summary.thumbnail = ui.thumbnail_url(scan.pixels)
-        summary.prediction = access.check(scan, None).prediction
+        summary.prediction = access.check(scan, None, tta=False).prediction  # the table needs no views
     except ScanError as err:
         summary.error = str(err)
     except ModelError:

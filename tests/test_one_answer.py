@@ -41,8 +41,8 @@ def test_decision_at_the_threshold_and_the_top_class_are_kept_apart():
 def test_words_name_the_answer_and_the_differing_top_class():
     w = answer_words(make_prediction(P, 0.46))
     assert w.label == "Glioma" and w.probability == pytest.approx(0.3)
-    assert w.sentence == ("The model's answer: a glioma. Any tumor 58%, at or above its threshold of 46%; the most "
-                          "probable tumor type (30%).")
+    assert w.sentence == ("The model's answer: a glioma. Any tumor 58%, at or above its threshold of 46%; a glioma "
+                          "is the most probable tumor type (30%).")
     assert w.top == "No tumor (42%)"
     assert w.top_note.startswith("The single most probable class is no tumor (42%)")
     w = answer_words(make_prediction({"glioma": 0.5, "notumor": 0.46, "pituitary": 0.04}, 0.6))

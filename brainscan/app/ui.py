@@ -120,6 +120,7 @@ class ModelHolder:
             from brainscan.check import load_checker
 
             self._model = load_checker(str(self.path))
+            self._warm_up()
         except ModelError as err:
             self._error = str(err)
         except Exception as err:  # noqa: BLE001 - any failure becomes a message; only the type is logged
@@ -127,6 +128,21 @@ class ModelHolder:
             self._error = f"The model in {self.path.name} could not be loaded ({type(err).__name__})."
         finally:
             self._done.set()
+
+    def _warm_up(self) -> None:
+        """Do once, in the loader thread, what would otherwise make the first visitor's scan slow: import the scan
+        path's lazily imported modules (pydicom and its plugins, the chart library, SciPy's zoom) and run one full
+        check (prediction, test-time views, heatmap) on a phantom, so the interpreter's kernels are ready."""
+        import altair  # noqa: F401 - the probability chart's library, imported here rather than on the first answer
+
+        from brainscan.check import check_scan
+        from brainscan.scans import dicom  # noqa: F401 - pydicom and its pixel plugins
+        from brainscan.scans.io import Scan
+        from brainscan.scans.synthetic import phantom
+
+        img, _ = phantom(256, lesion=True)
+        with self.lock:
+            check_scan(self._model, Scan(img, "warm-up", "image", 0, 1, {}, ()), "gradcam")
 
     @property
     def state(self) -> str:
@@ -165,12 +181,20 @@ def model_holder() -> ModelHolder | None:
     return _holder(str(path.resolve()), stamp)
 
 
-def check(holder: ModelHolder, model: Any, scan: Any, cam_method: str | None) -> Any:
+def start_model_loading() -> None:
+    """Called by the entry script on every page run (cheap: the holder is cached): the first page view of any page
+    starts loading and warming the model in the background, before anyone drops a scan."""
+    holder = model_holder()
+    if holder is not None:
+        holder.start()
+
+
+def check(holder: ModelHolder, model: Any, scan: Any, cam_method: str | None, tta: bool = True) -> Any:
     """brainscan.check.check_scan under the holder's lock."""
     from brainscan.check import check_scan
 
     with holder.lock:
-        return check_scan(model, scan, cam_method)
+        return check_scan(model, scan, cam_method, tta=tta)
 
 
 # --- wording -----------------------------------------------------------------------------------
@@ -200,8 +224,9 @@ def tumor_classes(classes: list[str]) -> list[str]:
 
 
 _META_LABELS = {
-    "modality": "Modality", "series_description": "Series description", "body_part": "Body part",
-    "pixel_spacing": "Pixel spacing (mm)", "rows": "Rows", "columns": "Columns", "frames": "Frames",
+    "modality": "Modality", "body_part": "Body part", "orientation": "Slice plane",
+    "pixel_spacing": "Pixel spacing (mm)", "slice_thickness": "Slice thickness (mm)", "rows": "Rows",
+    "columns": "Columns", "frames": "Frames",
     "photometric_interpretation": "Photometric interpretation", "transfer_syntax": "Transfer syntax",
     "bits_stored": "Bits stored", "window": "Display window", "format": "Format", "mode": "Pixel mode",
     "width": "Width (px)", "height": "Height (px)",

@@ -70,7 +70,7 @@ def answer_words(p: PredictionLike) -> AnswerWords:
             tumor, threshold = f"{100 * p.tumor_probability:.1f}%", f"{100 * p.threshold:.1f}%"
         sentence += f". Any tumor {tumor}, {side} its threshold of {threshold}"
         if p.label != NO_TUMOR:
-            sentence += f"; the most probable tumor type ({short_pct(probs[p.label])})"
+            sentence += f"; {class_phrase(p.label)} is the most probable tumor type ({short_pct(probs[p.label])})"
     else:
         sentence += f" ({short_pct(probs[p.label])})"
     note = None
