@@ -5,8 +5,10 @@
 The images are real axial MRI slices from data sets whose licences allow sharing them with attribution
 (lgg-tcga-slices, brats2013-slices, ixi-t1-midaxial, ms-ljubljana-slices; never brain-tumor-mri or
 navoneel-yes-no), plus a drawn "not an MRI" picture. The DICOM files are written by this script around a real
-slice's pixels: their headers are the project's own and hold no identifier of the person scanned. Output is
-deterministic (UIDs derived from fixed strings, no dates or times). Needs the runtime requirements only.
+slice's pixels: their headers are the project's own and hold no identifier of the person scanned: no patient
+code (the patient ID is empty, the name "Anonymous^Sample"), no source case code in any text, no dates or times, and
+UIDs derived only from fixed strings and the output file's name, never from the source. Output is deterministic.
+Needs the runtime requirements only.
 """
 
 from __future__ import annotations
@@ -35,13 +37,15 @@ NOMINAL_SPACING_MM = 0.9375  # the public slices carry no geometry: a nominal 24
 SLICE_SPACING_MM = 3.0
 
 PATIENT_NAME = "Anonymous^Sample"
-PATIENT_ID = "SAMPLE-0001"
-UID_SALT = "brainscan-sample-images-v2"
+PATIENT_ID = ""  # no patient code at all
+UID_SALT = "brainscan-sample-images-v3"  # with the output file name only: nothing of the source goes into a UID
 
 LGG = "lgg-tcga-slices"
 LGG_CASE, LGG_SLICE, LGG_FRAMES = "TCGA_EZ_7264_20010816", 19, range(16, 22)  # a case the case library lacks
+# Said in the DICOM header: the collections and licences, not the case (its code holds a date; README.md names the
+# source files for attribution).
 LGG_SOURCE = ("TCGA-LGG (The Cancer Imaging Archive, CC BY 3.0) in the LGG Segmentation Dataset of Buda et al. 2019 "
-              "(CC BY-NC-SA 4.0), case TCGA_EZ_7264_20010816")
+              "(CC BY-NC-SA 4.0)")
 # file name -> (data set, file inside it)
 REAL_PNGS = {
     "lgg_glioma_flair.png": (LGG, f"glioma/flair_{LGG_CASE}_{LGG_SLICE:03d}.jpg"),
@@ -131,7 +135,7 @@ def dicom_bytes(frames: np.ndarray, *, name: str, framing: SliceGeometry, ks: li
     ds.ImageType = ["DERIVED", "SECONDARY", "AXIAL"]
     ds.SOPClassUID = sop_class
     ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-    # Patient / study: obviously fake, no dates.
+    # Patient / study: anonymous, no patient code, no dates (type 2 elements present and empty).
     ds.PatientName = PATIENT_NAME
     ds.PatientID = PATIENT_ID
     ds.PatientBirthDate = ""
@@ -226,7 +230,7 @@ def build(data: Path = DEFAULT_DATA) -> dict[str, bytes]:
     stack = np.stack([gray(data, LGG, f"glioma/flair_{LGG_CASE}_{k:03d}.jpg") for k in LGG_FRAMES])
     stack = stack.astype(np.float32) / 255.0
     geometry = SliceGeometry(flair.shape)
-    desc = f"AX FLAIR {LGG_CASE} slice {LGG_SLICE}"
+    desc = "AX FLAIR"  # no case code, no slice number of the source
     files["lgg_glioma_flair_16bit.png"] = png_bytes(to_stored(flair))
     files["lgg_glioma_flair.dcm"] = dicom_bytes(to_stored(flair), name="lgg_glioma_flair", framing=geometry,
                                                 ks=[LGG_SLICE], description=desc, source=LGG_SOURCE)
@@ -234,8 +238,8 @@ def build(data: Path = DEFAULT_DATA) -> dict[str, bytes]:
                                                       framing=geometry, ks=[LGG_SLICE], monochrome1=True,
                                                       description=desc + " MONOCHROME1", source=LGG_SOURCE)
     files["lgg_glioma_multiframe"] = dicom_bytes(to_stored(stack), name="lgg_glioma_multiframe", framing=geometry,
-                                                 ks=list(LGG_FRAMES), description=f"AX FLAIR {LGG_CASE} slices "
-                                                 f"{LGG_FRAMES[0]}-{LGG_FRAMES[-1]}", source=LGG_SOURCE)
+                                                 ks=list(LGG_FRAMES), description=f"AX FLAIR, {len(LGG_FRAMES)} slices",
+                                                 source=LGG_SOURCE)
     files["not_mri_photo.png"] = png_bytes(not_mri_photo())
     return files
 

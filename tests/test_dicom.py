@@ -195,16 +195,40 @@ def test_no_preamble_and_no_meta(make_dicom):
 
 
 def test_metadata_is_allow_listed(make_dicom):
-    scan = load_scan(make_dicom(gradient(16, 24), PixelSpacing=[0.5, 0.75], BodyPartExamined="HEAD"))
+    scan = load_scan(make_dicom(gradient(16, 24), PixelSpacing=[0.5, 0.75], BodyPartExamined="HEAD",
+                                SliceThickness=3, ImageOrientationPatient=[1, 0, 0, 0, 1, 0]))
     assert set(scan.metadata) == set(SAFE_TAGS) | {"window"}
+    assert "series_description" not in scan.metadata  # free text (LO): never copied out
     assert scan.metadata["modality"] == "MR"
-    assert scan.metadata["series_description"] == "T1 AX"
     assert scan.metadata["body_part"] == "HEAD"
+    assert scan.metadata["orientation"] == "axial"
     assert scan.metadata["pixel_spacing"] == [0.5, 0.75]
+    assert scan.metadata["slice_thickness"] == 3.0
     assert (scan.metadata["rows"], scan.metadata["columns"], scan.metadata["frames"]) == (16, 24, 1)
     assert scan.metadata["transfer_syntax"] == "Explicit VR Little Endian"
     assert scan.metadata["bits_stored"] == 16
     assert scan.metadata["photometric_interpretation"] == "MONOCHROME2"
+
+
+@pytest.mark.parametrize(("elements", "key"), [
+    ({"Modality": "DOE 1234"}, "modality"),  # a code string typed by hand: not a defined term
+    ({"BodyPartExamined": "JOHN 1970"}, "body_part"),
+    ({"BodyPartExamined": "HEAD\\JOHN"}, "body_part"),  # only the first value, and only if it is a term
+])
+def test_coded_fields_outside_the_defined_terms_are_dropped(make_dicom, elements, key):
+    scan = load_scan(make_dicom(gradient(), **elements))
+    assert scan.metadata[key] in (None, "HEAD")
+    assert "JOHN" not in str(scan.metadata) and "DOE" not in str(scan.metadata)
+
+
+@pytest.mark.parametrize(("orientation", "expected"), [
+    ([1, 0, 0, 0, 1, 0], "axial"), ([0, 1, 0, 0, 0, -1], "sagittal"), ([1, 0, 0, 0, 0, -1], "coronal"),
+    ([1, 0, 0, 0, 0.7071, 0.7071], "oblique"), ([1, 0, 0, 1, 0, 0], None), (["x"] * 6, None), ([1, 0], None),
+])
+def test_plane(orientation, expected):
+    from brainscan.scans.dicom import plane
+
+    assert plane(orientation) == expected
 
 
 # --- refusals -----------------------------------------------------------------------

@@ -17,7 +17,7 @@ SAMPLE_FILES = sorted(p for p in SAMPLES.iterdir() if p.is_file() and p.name != 
 DICOM_FILES = [p for p in SAMPLE_FILES if is_dicom(p.read_bytes())]
 
 FAKE_NAME = "Anonymous^Sample"
-FAKE_ID = "SAMPLE-0001"
+SOURCE_CASE = "TCGA_EZ_7264_20010816"  # the source slices' case: its code holds a date, so no header may name it
 
 
 def _ids(paths: list[Path]) -> list[str]:
@@ -109,21 +109,53 @@ def test_dicom_headers_hold_no_real_patient_data(path: Path) -> None:
     pydicom = pytest.importorskip("pydicom")
     ds = pydicom.dcmread(path, stop_before_pixels=True)
     assert str(ds.PatientName) == FAKE_NAME
-    assert ds.PatientID == FAKE_ID
     assert ds.Modality == "MR"
     for elem in ds.iterall():
-        if elem.VR == "PN":  # only the fake patient name; every other person name empty
+        if elem.VR == "PN":  # only the anonymous patient name; every other person name empty
             assert str(elem.value or "") in ("", FAKE_NAME), elem.keyword
         elif elem.VR in ("DA", "DT", "TM"):  # no dates or times at all
             assert not elem.value, elem.keyword
-    for keyword in ("PatientBirthDate", "PatientSex", "PatientAge", "PatientAddress", "OtherPatientIDs",
+        elif "PatientID" in elem.keyword or elem.keyword in ("OtherPatientIDsSequence", "IssuerOfPatientID"):
+            assert not elem.value, elem.keyword  # no patient code, not even a made-up one
+        elif isinstance(elem.value, str):  # no text names the source case or holds a date
+            assert "TCGA_" not in elem.value and not re.search(r"(19|20)\d\d[01]\d[0-3]\d", elem.value), elem.keyword
+    for keyword in ("PatientID", "PatientBirthDate", "PatientSex", "PatientAge", "PatientAddress", "OtherPatientIDs",
                     "InstitutionName", "InstitutionAddress", "OperatorsName", "PerformingPhysicianName",
                     "AccessionNumber", "DeviceSerialNumber", "StationName"):
         assert not ds.get(keyword), keyword
-    uids = [str(ds.StudyInstanceUID), str(ds.SeriesInstanceUID), str(ds.SOPInstanceUID)]
+    raw = path.read_bytes()
+    assert SOURCE_CASE.encode() not in raw and b"20010816" not in raw and b"7264" not in raw
+    uids = [str(ds.StudyInstanceUID), str(ds.SeriesInstanceUID), str(ds.SOPInstanceUID),
+            str(ds.file_meta.MediaStorageSOPInstanceUID), str(ds.FrameOfReferenceUID)]
     assert all(re.fullmatch(r"1\.2\.826\.0\.1\.3680043\.8\.498\.\d+", uid) for uid in uids)  # pydicom's root
     assert "no identifiers" in str(ds.get("StudyDescription", "")).lower()
-    assert "TCGA-LGG" in str(ds.get("ImageComments", ""))  # where its pixels come from
+    assert "TCGA-LGG" in str(ds.get("ImageComments", ""))  # the collection its pixels come from, not the case
+
+
+def test_dicom_uids_come_from_fixed_strings_and_the_output_name_only() -> None:
+    """Not from the source: the script's UIDs are generate_uid of its salt and the output file's name."""
+    import importlib.util
+
+    from pydicom.uid import generate_uid
+
+    spec = importlib.util.spec_from_file_location(
+        "make_sample_images", Path(__file__).resolve().parents[1] / "scripts" / "make_sample_images.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    pydicom = pytest.importorskip("pydicom")
+    for path in DICOM_FILES:
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+        assert str(ds.SOPInstanceUID) == generate_uid(entropy_srcs=[module.UID_SALT, path.stem, "instance"])
+        assert str(ds.SeriesInstanceUID) == generate_uid(entropy_srcs=[module.UID_SALT, path.stem, "series"])
+        assert str(ds.StudyInstanceUID) == generate_uid(entropy_srcs=[module.UID_SALT, "study"])
+
+
+def test_what_the_app_shows_of_a_sample_holds_no_code_or_date() -> None:
+    for path in DICOM_FILES:
+        scan = load_scan(path.read_bytes(), path.name)
+        shown = str(scan.metadata) + " ".join(scan.notes)
+        assert "TCGA" not in shown and "Anonymous" not in shown and not re.search(r"(19|20)\d\d[01]\d[0-3]\d", shown)
+        assert scan.metadata["modality"] == "MR" and scan.metadata["body_part"] == "BRAIN"
 
 
 def test_generator_reproduces_the_shipped_files() -> None:
