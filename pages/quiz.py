@@ -118,9 +118,13 @@ def model_check(case: case_lib.Case) -> tuple[Any, Any]:
     if holder is None:
         raise ModelError(ui.NO_MODEL)
     model = holder.get(timeout=600)
-    with holder.lock:
-        cc = check_case(model, case)
-        return cc, uncertainty.assess(model, cc.result.prepared.input, uncertainty.read_settings(model.path))
+
+    def compute() -> tuple[Any, Any]:
+        with holder.lock:
+            cc = check_case(model, case)
+            return cc, uncertainty.assess(model, cc.result.prepared.input, uncertainty.read_settings(model.path))
+
+    return holder.results.get(("case", case.id), compute)  # once per model for the whole class
 
 
 def grade(case: case_lib.Case, answer: case_lib.Answer) -> dict:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections import OrderedDict
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,6 @@ from brainscan.scans.io import ScanError, load_scan, to_uint8
 
 log = logging.getLogger("brainscan.app")
 
-KEEP_RESULTS = 3  # full results (pixels, heatmaps) kept per session for quick re-display
 DISPLAY_SIDE = 512  # longest side of the images sent to the browser: about 1.5x the 340 px they are shown at
 #                    (two images in the 7/12 column of a 1366 px window; a click opens them full screen)
 STEP_SIDE = 256
@@ -85,7 +83,7 @@ def _clear_case() -> None:
     st.query_params.pop("case", None)
 
 
-# --- running the model (cached per session) --------------------------------------------------------
+# --- running the model (results shared by all sessions: brainscan.app.shared) ----------------------------
 
 class ModelAccess:
     """Loads the shared model only when the first readable file needs it."""
@@ -110,36 +108,37 @@ def _unexpected(name: str, err: BaseException) -> str:
 
 
 def summarise(access: ModelAccess, upload: Upload) -> Summary:
+    """The results-table row of an upload: computed once per model for the same file (bytes and name), whichever
+    session drops it; each session keeps its rows without the bytes."""
     cache: dict[str, Summary] = st.session_state.setdefault("_summaries", {})
     if upload.digest in cache:
         return replace(cache[upload.digest], upload=upload)
-    summary = Summary(upload)
+
+    def compute() -> Summary:
+        summary = Summary(replace(upload, data=b""))  # the bytes stay with the uploader
+        try:
+            scan = load_scan(upload.data, upload.name)
+            summary.n_frames, summary.frame, summary.kind = scan.n_frames, scan.frame, scan.kind
+            summary.thumbnail = ui.thumbnail_url(scan.pixels)
+            summary.prediction = access.check(scan, None, tta=False).prediction  # the table needs no views
+        except ScanError as err:
+            summary.error = str(err)
+        return summary
+
     try:
-        scan = load_scan(upload.data, upload.name)
-        summary.n_frames, summary.frame, summary.kind = scan.n_frames, scan.frame, scan.kind
-        summary.thumbnail = ui.thumbnail_url(scan.pixels)
-        summary.prediction = access.check(scan, None, tta=False).prediction  # the table needs no views
-    except ScanError as err:
-        summary.error = str(err)
+        summary = access.holder.results.get(("summary", upload.digest, upload.name), compute)
     except ModelError:
         raise
     except Exception as err:  # noqa: BLE001 - never a traceback for the user
-        summary.error = _unexpected(upload.name, err)
-    cache[upload.digest] = replace(summary, upload=replace(upload, data=b""))  # the bytes stay with the uploader
-    return summary
+        summary = Summary(replace(upload, data=b""), error=_unexpected(upload.name, err))
+    cache[upload.digest] = summary
+    return replace(summary, upload=upload)
 
 
 def full_result(access: ModelAccess, upload: Upload, frame: int | None, method: str) -> Any:
-    results: OrderedDict = st.session_state.setdefault("_results", OrderedDict())
-    key = (upload.digest, frame, method)
-    if key in results:
-        results.move_to_end(key)
-        return results[key]
-    result = access.check(load_scan(upload.data, upload.name, frame), method)
-    results[key] = result
-    while len(results) > KEEP_RESULTS:
-        results.popitem(last=False)
-    return result
+    """The whole check (heatmap, test-time views): once per model for the same file, frame and method."""
+    return access.holder.results.get(("result", upload.digest, upload.name, frame, method),
+                                     lambda: access.check(load_scan(upload.data, upload.name, frame), method))
 
 
 # --- showing results -------------------------------------------------------------------------------
@@ -217,22 +216,29 @@ def image_controls() -> tuple[str, float, str]:
     return method or CAM_METHODS[0], opacity / 100.0, str(colormap)
 
 
-def images(result: Any, method: str, opacity: float, colormap: str, model: Any) -> None:
+def images(access: ModelAccess, key: tuple, result: Any, method: str, opacity: float, colormap: str) -> None:
+    """The scan and its overlay. key: the result's key in the shared results; the PNGs sent to the browser are
+    made once per key and display setting, the full-size overlay only when a download asks for it."""
     scan, hm = result.scan, result.heatmap
-    overlay = gradcam_overlay(scan.pixels, hm.original, opacity, colormap)
     label = ui.class_label(result.prediction.label)
     case = opened_case()
     case = case if case is not None and case.name == scan.name else None  # not an upload that has the same name
     mask = case.mask() if case is not None else None
+    outlined = mask is not None and mask.shape == scan.pixels.shape[:2]
     caption = f"Heatmap: {CAM_LABELS[hm.method]}, opacity {opacity:.0%}, {colormap} colours"
-    if mask is not None and mask.shape == overlay.shape[:2]:
-        overlay = case_lib.draw_outline(overlay, mask, hm.peak)
+    if outlined:
         caption += "; the true outline in green, the heatmap's peak as a white cross"
+
+    def overlay() -> Any:
+        shown = gradcam_overlay(scan.pixels, hm.original, opacity, colormap)
+        return case_lib.draw_outline(shown, mask, hm.peak) if outlined else shown
+
+    original_png, overlay_png = access.holder.results.get(
+        ("shown", *key, opacity, colormap, outlined),
+        lambda: (to_png(ui.shrink(to_uint8(scan.pixels), DISPLAY_SIDE)), to_png(ui.shrink(overlay(), DISPLAY_SIDE))))
     left, right = st.columns(2)
-    left.image(ui.shrink(to_uint8(scan.pixels), DISPLAY_SIDE), caption="Original scan", width="stretch",
-               output_format="PNG", alt="Original scan")
-    right.image(ui.shrink(overlay, DISPLAY_SIDE), width="stretch", output_format="PNG",
-                alt="Heatmap overlay on the scan", caption=caption)
+    left.image(original_png, caption="Original scan", width="stretch", alt="Original scan")
+    right.image(overlay_png, width="stretch", alt="Heatmap overlay on the scan", caption=caption)
     if case is not None:
         ui_teaching.case_truth(case, mask, hm.peak, label)
     if hm.instead_of:
@@ -246,9 +252,10 @@ def images(result: Any, method: str, opacity: float, colormap: str, model: Any) 
                    "A heatmap is not a tumor outline and can highlight the wrong place.")
     stem = Path(scan.name or "scan").stem
     d1, d2 = st.columns(2)
-    d1.download_button("Download the overlay (PNG)", to_png(overlay), key="dl_overlay",
+    d1.download_button("Download the overlay (PNG)", lambda: to_png(overlay()), key="dl_overlay",
                        file_name=f"{stem}_{hm.method.replace('+', 'p')}.png", mime="image/png",
                        icon=":material/download:", on_click="ignore")
+    model = access.model()
     payload = {**result.as_dict(), "model": str(model.name), "disclaimer": ui.DISCLAIMER.replace("**", "")}
     d2.download_button("Download the result (JSON)", json.dumps(payload, indent=2), key="dl_json",
                        file_name=f"{stem}_result.json", mime="application/json", icon=":material/download:",
@@ -259,13 +266,13 @@ def images(result: Any, method: str, opacity: float, colormap: str, model: Any) 
         from brainscan.app import report
         from brainscan.runtime import uncertainty
 
-        return report.build_pdf(result, overlay, caption, card, folder, result.uncertainty,
+        return report.build_pdf(result, overlay(), caption, card, folder, result.uncertainty,
                                 uncertainty.read_settings(folder))
 
     def build_zip() -> bytes:
         from brainscan.app import report
 
-        return report.panels_zip(result, overlay, build_pdf())
+        return report.panels_zip(result, overlay(), build_pdf())
 
     st.session_state["_report_pdf"] = build_pdf  # the AppTest reads the same callable the button runs
     ui_teaching.report_downloads(build_pdf, build_zip, stem)
@@ -303,6 +310,7 @@ def details(access: ModelAccess, summary: Summary) -> None:
     try:
         with st.spinner(f"Checking {upload.name} ({CAM_LABELS[method]})..."):
             result = full_result(access, upload, frame, method)
+        key = (upload.digest, upload.name, frame, method)
     except ScanError as err:
         st.error(str(err), icon=":material/error:")
         return
@@ -313,7 +321,7 @@ def details(access: ModelAccess, summary: Summary) -> None:
     with left:
         answer_panel(result, model.card.get("limitations"), Path(model.path))
     with right:
-        images(result, method, opacity, colormap, model)
+        images(access, key, result, method, opacity, colormap)
     scan_details(result)
 
 

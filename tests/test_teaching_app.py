@@ -82,7 +82,7 @@ def test_a_case_opens_in_the_scan_check_with_truth_and_outline(monkeypatch, tiny
     assert "Stability check:" in body and "views give the same answer" in body
     assert "No deferral threshold was chosen for this model yet" in body and "python -m brainscan uncertainty" in body
     labels = [b.label for b in at.download_button]
-    assert "Download the report (PDF, one page)" in labels and "Download the panels (PNG, zip)" in labels
+    assert "Download the report (PDF)" in labels and "Download the panels (PNG, zip)" in labels
 
 
 def test_uncertain_answer_reads_needs_a_human(monkeypatch, tiny_model, tmp_path):

@@ -66,7 +66,7 @@ def case_truth(case: case_lib.Case, mask: np.ndarray | None, peak: tuple[int, in
 def report_downloads(build_pdf, build_zip, stem: str) -> None:
     """Two download buttons whose files are built only when clicked (callables)."""
     c1, c2 = st.columns(2)
-    c1.download_button("Download the report (PDF, one page)", build_pdf, file_name=f"{stem}_report.pdf",
+    c1.download_button("Download the report (PDF)", build_pdf, file_name=f"{stem}_report.pdf",
                        mime="application/pdf", icon=":material/picture_as_pdf:", key="dl_report", on_click="ignore")
     c2.download_button("Download the panels (PNG, zip)", build_zip, file_name=f"{stem}_panels.zip",
                        mime="application/zip", icon=":material/folder_zip:", key="dl_panels", on_click="ignore")

@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 import streamlit as st
 
+from brainscan.app.shared import SharedResults
 from brainscan.cam.overlay import to_png
 from brainscan.config import MODEL_ENV, SAMPLES_DIR
 from brainscan.errors import ModelError
@@ -103,6 +104,7 @@ class ModelHolder:
     def __init__(self, path: Path):
         self.path = path
         self.lock = threading.Lock()
+        self.results = SharedResults()  # what every visitor would compute alike, for this model
         self._start_lock = threading.Lock()
         self._done = threading.Event()
         self._thread: threading.Thread | None = None

@@ -64,7 +64,7 @@ def test_case_library_to_scan_check_with_outline_and_report(page, app_url, shoot
     shoot(page, "scan_case_outline.png")
 
     with page.expect_download(timeout=60_000) as dl:
-        page.get_by_role("button", name="Download the report (PDF, one page)").click()
+        page.get_by_role("button", name="Download the report (PDF)").click()
     pdf_path = tmp_path / "report.pdf"
     dl.value.save_as(pdf_path)
     pypdf = pytest.importorskip("pypdf")
