@@ -8,16 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import streamlit as st
 
-from brainscan.app import ui
-from brainscan.cam.overlay import gradcam_overlay
+from brainscan.app import quiz_pieces, ui
+from brainscan.cam.overlay import to_png
 from brainscan.errors import ModelError
 from brainscan.scans import cases as case_lib
 
-GRID = 32  # click targets per side
-SIDE = 420  # chart side in pixels
 DEFAULT_N, DEFAULT_SEED = 8, 1
 
 
@@ -51,32 +48,10 @@ def state(library: list[case_lib.Case], n: int, seed: int) -> dict:
     return quiz
 
 
-def click_chart(pixels: np.ndarray, point: tuple[int, int] | None, key: str) -> tuple[int, int] | None:
-    """The image with a grid of invisible click targets; returns the clicked (x, y) in image pixels."""
-    import altair as alt
-    import pandas as pd
-
-    h, w = pixels.shape[:2]
-    scale = SIDE / max(h, w)
-    url = ui.thumbnail_url(pixels, side=max(h, w))
-    xs, ys = (np.arange(GRID) + 0.5) * w / GRID, (np.arange(GRID) + 0.5) * h / GRID
-    grid = pd.DataFrame([{"x": float(x), "y": float(y)} for y in ys for x in xs])
-    xscale = alt.Scale(domain=[0, w], nice=False)
-    yscale = alt.Scale(domain=[h, 0], nice=False)
-    axis = None
-    image = alt.Chart(pd.DataFrame([{"x": w / 2, "y": h / 2, "url": url}])).mark_image(
-        width=w * scale, height=h * scale).encode(x=alt.X("x:Q", scale=xscale, axis=axis),
-                                                  y=alt.Y("y:Q", scale=yscale, axis=axis), url="url:N")
-    where = alt.selection_point(name="where", fields=["x", "y"], on="click", clear=False)
-    cells = alt.Chart(grid).mark_square(size=(scale * w / GRID) ** 2, opacity=0.01, color="white").encode(
-        x=alt.X("x:Q", scale=xscale, axis=axis), y=alt.Y("y:Q", scale=yscale, axis=axis)).add_params(where)
-    layers = [image, cells]
-    if point is not None:
-        layers.append(alt.Chart(pd.DataFrame([{"x": point[0], "y": point[1]}])).mark_point(
-            shape="cross", size=500, color="#00e5ff", strokeWidth=3, filled=True).encode(
-            x=alt.X("x:Q", scale=xscale, axis=axis), y=alt.Y("y:Q", scale=yscale, axis=axis)))
-    chart = alt.layer(*layers).properties(width=w * scale, height=h * scale).configure_view(strokeWidth=0)
-    event = st.altair_chart(chart, on_select="rerun", key=key, selection_mode="where", width="content")
+def click_chart(case: case_lib.Case, point: tuple[int, int] | None, key: str) -> tuple[int, int] | None:
+    """The case's image with a grid of invisible click targets; returns the clicked (x, y) in image pixels."""
+    event = st.vega_lite_chart(quiz_pieces.click_spec(case, point), on_select="rerun", key=key,
+                               selection_mode="where", width="content")
     chosen = (event or {}).get("selection", {}).get("where") or []
     if chosen:
         return int(chosen[0]["x"]), int(chosen[0]["y"])
@@ -84,13 +59,10 @@ def click_chart(pixels: np.ndarray, point: tuple[int, int] | None, key: str) -> 
 
 
 def question(case: case_lib.Case, pos: int, total: int) -> case_lib.Answer | None:
-    from brainscan.scans.io import load_scan
-
     st.subheader(f"Case {pos + 1} of {total}")
-    pixels = load_scan(case.data(), case.name).pixels
     left, right = st.columns([6, 5], gap="large")
     with left:
-        point = click_chart(pixels, st.session_state.get("quiz_point"), key=f"quiz_click_{pos}")
+        point = click_chart(case, st.session_state.get("quiz_point"), key=f"quiz_click_{pos}")
         st.session_state["quiz_point"] = point
         st.caption("Optional: click where you think the tumour is." + (f" Your click: x={point[0]}, y={point[1]}."
                                                                        if point else ""))
@@ -132,17 +104,15 @@ def grade(case: case_lib.Case, answer: case_lib.Answer) -> dict:
         cc, unc = model_check(case)
     mask = cc.mask
     p = cc.result.prediction
-    overlay = gradcam_overlay(cc.result.scan.pixels, cc.result.heatmap.original, 0.45)
-    if mask is not None:
-        overlay = case_lib.draw_outline(overlay, mask, cc.result.heatmap.peak)
-    if answer.point is not None:
-        import cv2
-
-        overlay = overlay.copy()
-        cv2.drawMarker(overlay, answer.point, (0, 229, 255), cv2.MARKER_TILTED_CROSS, 18, 3)
+    results = ui.model_holder().results
+    shown = results.get(("quiz-reveal", case.id), lambda: quiz_pieces.reveal_overlay(cc.result, mask))
+    if answer.point is None:
+        overlay = results.get(("quiz-reveal-png", case.id), lambda: to_png(shown))
+    else:  # the learner's own picture, kept in the session as a PNG
+        overlay = to_png(quiz_pieces.with_click(shown, answer.point, cc.result.scan.pixels.shape))
     return {"you": case_lib.score(case, answer, mask), "model": case_lib.score(case, cc.model_answer(), mask),
             "answer": answer, "model_words": ui.answer_words(p),
-            "tumour_p": p.tumor_probability, "cam_class": cc.cam_class, "overlay": ui.shrink(overlay, 640),
+            "tumour_p": p.tumor_probability, "cam_class": cc.cam_class, "overlay": overlay,
             "cam_instead_of": cc.result.heatmap.instead_of,
             "needs_human": unc.needs_human, "unfamiliar": p.out_of_distribution}
 
@@ -153,7 +123,7 @@ def _mark(v: bool | None) -> str:
 
 def reveal(case: case_lib.Case, r: dict) -> None:
     left, right = st.columns([6, 5], gap="large")
-    left.image(r["overlay"], width="stretch", output_format="PNG", alt="Model heatmap with the true outline",
+    left.image(r["overlay"], width="stretch", alt="Model heatmap with the true outline",
                caption=f"The model's heatmap for “{ui.class_label(r['cam_class'])}”"
                        + (" (CAM: Grad-CAM was empty)" if r.get("cam_instead_of") else "")
                        + (", the true outline in green, its peak as a white cross" if case.mask_path else "")
