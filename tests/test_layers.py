@@ -1,12 +1,12 @@
 """The layers stay visible: every import points down (function-level imports included) and none forms a cycle.
 
     app            streamlit_app.py, pages/, brainscan/app/
-    orchestration  brainscan/{check,runs,cli,bench,appserver,__main__,hosting,janitor}.py
+    orchestration  brainscan/{check,cli,bench,appserver,__main__,hosting,janitor}.py, brainscan/runs/
     training / evaluation  brainscan/training/, brainscan/evaluation/
     runtime        brainscan/runtime/
     cam            brainscan/cam/
     scans          brainscan/scans/
-    model folder   brainscan/modelfolder.py
+    model / run folder  brainscan/modelfolder.py, brainscan/runfolder.py (leaves above the foundation)
     foundation     brainscan/__init__.py, errors.py, config.py, formatting.py (leaves)
 
 Imports within one layer are allowed as long as they form no cycle. The checker reads the source with
@@ -24,13 +24,13 @@ ROOT = Path(__file__).resolve().parent.parent
 
 LAYERS = {  # module name or package prefix -> rank (higher may import lower)
     "brainscan": 0, "brainscan.errors": 0, "brainscan.config": 0, "brainscan.formatting": 0,
-    "brainscan.modelfolder": 1,
+    "brainscan.modelfolder": 1, "brainscan.runfolder": 1,
     "brainscan.scans": 2,
     "brainscan.cam": 3,
     "brainscan.runtime": 4,
     "brainscan.training": 5, "brainscan.evaluation": 5,
     "brainscan.check": 6, "brainscan.runs": 6, "brainscan.cli": 6, "brainscan.bench": 6, "brainscan.appserver": 6,
-    "brainscan.__main__": 6, "brainscan.hosting": 6, "brainscan.janitor": 6,
+    "brainscan.__main__": 6, "brainscan.hosting": 6, "brainscan.janitor": 6, "brainscan.volume_check": 6,
     "brainscan.app": 7, "pages": 7, "streamlit_app": 7,
 }
 
@@ -175,3 +175,9 @@ def test_brainscan_imports_only_point_down_and_form_no_cycle():
 def test_the_leaves_import_nothing_above_the_foundation(leaf):
     files = module_files(ROOT, ("brainscan",))
     assert {layer_of(m, LAYERS) for m in imports_of(leaf, files[leaf], set(files))} <= {0}
+
+
+def test_the_run_folder_is_a_leaf_beside_the_model_folder():
+    files = module_files(ROOT, ("brainscan",))
+    found = imports_of("brainscan.runfolder", files["brainscan.runfolder"], set(files))
+    assert found <= {"brainscan.config", "brainscan.errors", "brainscan.modelfolder"}, found

@@ -14,9 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from brainscan.modelfolder import read_json, write_json
+from brainscan.runfolder import PROGRESS_FILE
 
-PROGRESS_FILE = "progress.json"
-LOG_FILE = "log.txt"
 _TRAINER_LINE = re.compile(r"^(\[\d\d:\d\d:\d\d\] |error|Error|Traceback|\w+Error)")  # log()'s format and errors
 
 
