@@ -119,7 +119,7 @@ def _dedup_reference(args: argparse.Namespace) -> tuple[list[str], Path | None]:
 @functools.lru_cache(maxsize=2)
 def _recipe(path: str, data_root: str | None):
     """The recipe, parsed and listed once per command (each of its sources' files is checked)."""
-    from brainscan.training.sources import load_recipe
+    from brainscan.scans.recipe import load_recipe
 
     return load_recipe(path, data_root)
 

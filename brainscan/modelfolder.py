@@ -399,7 +399,7 @@ def render_markdown(card: ModelCard, files: list[str] | None = None) -> str:
 
 
 def _data_lines(td: dict, sp: dict) -> list[str]:
-    if "recipe" in td:  # several sources (brainscan.training.sources)
+    if "recipe" in td:  # several sources (brainscan.scans.recipe)
         nd = td.get("near_duplicates", {})
         out = [f"- Recipe `{td['recipe']}`: {td.get('images')} images from {', '.join(td.get('sources', {}))}",
                *[f"  - {src}: {cells}" for src, cells in td.get("counts", {}).items()],

@@ -135,7 +135,8 @@ def test_attaching_one_set_keeps_the_other_sets_results(tmp_path):
 def test_near_duplicates_of_reads_the_reference_hashes_from_the_cache_and_keys_them_by_absolute_path(
         tmp_path, monkeypatch):
     from brainscan.evaluation.external import near_duplicates_of
-    from brainscan.training.near_duplicates import HashCache
+    from brainscan.scans import near_duplicates
+    from brainscan.scans.near_duplicates import HashCache
 
     train = write_dataset(tmp_path / "train", per_class=3, size=48, classes=("no", "yes"), seed=0)
     probe = write_dataset(tmp_path / "probe", per_class=3, size=48, classes=("no", "yes"), seed=0)  # same images
@@ -149,10 +150,14 @@ def test_near_duplicates_of_reads_the_reference_hashes_from_the_cache_and_keys_t
     relative = [os.path.relpath(p, tmp_path) for p in ref]
     assert {HashCache.key(p) for p in relative} == set(cache.hashes)  # the same key from a relative path
 
-    def no_hashing(path):  # a second run must take every reference hash from the cache
-        raise AssertionError(f"hashed {path} again")
+    hash_probe, reference = near_duplicates.perceptual_hash, {os.path.abspath(p) for p in relative}
 
-    monkeypatch.setattr("brainscan.training.near_duplicates.perceptual_hash", no_hashing)
+    def no_hashing(path):  # a second run must take every reference hash from the cache
+        if os.path.abspath(path) in reference:
+            raise AssertionError(f"hashed {path} again")
+        return hash_probe(path)  # the probe images are hashed each time, as before
+
+    monkeypatch.setattr("brainscan.scans.near_duplicates.perceptual_hash", no_hashing)
     again = near_duplicates_of(paths, relative, cache_dir=tmp_path / "cache")
     assert again["confirmed"].tolist() == first["confirmed"].tolist()
 

@@ -12,8 +12,8 @@ import pytest
 from PIL import Image
 
 from brainscan.runtime.inference import make_prediction
+from brainscan.scans.manifest import Item
 from brainscan.training.multisource import breakdown, operating_threshold
-from brainscan.training.sources import Item
 
 
 def test_operating_threshold_keeps_the_target_share_of_validation_tumors():

@@ -2,9 +2,11 @@
 (issue 19): a folder dataset (flat, and with Training/Testing) and a small recipe, each with the options that
 draw random numbers (--max-images, --stripped, --extra-train, --holdout-institution, --guide-cams).
 
-tests/expected/prepare_before_refactor.json was written by the code before the refactor (commit be7c21b) with
+tests/expected/prepare_before_refactor.json was written by the code before the refactor (commit fad66bf) with
 BRAINSCAN_RECORD_PREPARE=1; the folder splits are also spelled out below, checked by hand: near-duplicate
 copies stay on one side, the Testing copy of a Training image leaves the test set, the unreadable file is left out.
+The one edit since: the card's sampling note names brainscan.training.sampling.sampling_weights, the module it
+moved to (it named the same function in brainscan/training/sources.py, which is gone).
 """
 
 from __future__ import annotations
@@ -95,9 +97,7 @@ def _snapshot(cfg, base: Path, capsys) -> dict:
         out["weights"] = [round(float(w), 6) for w in data.weights]
         out["items"] = {k: [os.path.relpath(it.path, base) for it in v] for k, v in data.items.items()}
     if cfg.guide_cams:
-        masks, has_mask = (data.guidance.masks, data.guidance.has_mask) if hasattr(data, "guidance") else (
-            data.masks, data.has_mask)
-        out["guidance"] = {"masks": _digest(masks), "has_mask": np.asarray(has_mask).tolist()}
+        out["guidance"] = {"masks": _digest(data.guidance.masks), "has_mask": data.guidance.has_mask.tolist()}
     text = json.dumps(out, sort_keys=True)
     return json.loads(text.replace(str(base.resolve()), "<tmp>").replace(str(base), "<tmp>"))
 

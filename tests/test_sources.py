@@ -1,4 +1,5 @@
-"""Multi-source recipes, manifests, grouped splits and sampling weights (brainscan.training.sources).
+"""Multi-source recipes, manifests, grouped splits and sampling weights (brainscan.scans.recipe,
+brainscan.scans.manifest, brainscan.scans.split, brainscan.training.sampling).
 
 Every image here is a 16x16 PNG made by the test (random noise unless said otherwise)."""
 
@@ -17,8 +18,11 @@ import pytest
 from PIL import Image
 
 from brainscan.scans import datasets as data
-from brainscan.training import near_duplicates, patient_split, sources
-from brainscan.training.sources import Item, RecipeError
+from brainscan.scans import manifest, near_duplicates
+from brainscan.scans import recipe as recipes
+from brainscan.scans import split as patient_split
+from brainscan.scans.recipe import Item, RecipeError
+from brainscan.training import sampling
 
 RNG = np.random.default_rng(1234)
 
@@ -114,7 +118,7 @@ def make_data(tmp_path, recipe_text=RECIPE):
 @pytest.fixture
 def mini(tmp_path):
     root, path = make_data(tmp_path)
-    return sources.load_recipe(path, root), tmp_path / "cache"
+    return recipes.load_recipe(path, root), tmp_path / "cache"
 
 
 # --- recipe ------------------------------------------------------------------------------------
@@ -126,7 +130,7 @@ def test_recipe_parsing(mini):
     btm, lgg, ms = recipe.sources
     assert btm.group.kind == "near_duplicate" and btm.sequence.fixed == "unknown"
     assert btm.splits == {"Training": "train", "Testing": "official_test"}
-    assert lgg.group == sources.GroupRule("column", "case") and lgg.sequence.column == "sequence"
+    assert lgg.group == recipes.GroupRule("column", "case") and lgg.sequence.column == "sequence"
     assert lgg.min_tumour_pixels == 150 and lgg.institution_column == "institution"
     assert ms.group.kind == "regex"
     assert recipe.max_bits == 6 and recipe.min_correlation == 0.95
@@ -134,7 +138,7 @@ def test_recipe_parsing(mini):
 
 def test_default_data_root_is_relative_to_the_repository(tmp_path):
     root, path = make_data(tmp_path, RECIPE.replace('name = "mini"', 'name = "mini"\ndata_root = "../data"'))
-    assert sources.load_recipe(path).data_root == root.resolve()
+    assert recipes.load_recipe(path).data_root == root.resolve()
 
 
 def test_shipped_recipe_parses_without_data(tmp_path):
@@ -167,7 +171,7 @@ def test_recipe_errors_name_the_problem(tmp_path, old, new, message):
     assert old in RECIPE
     root, path = make_data(tmp_path, RECIPE.replace(old, new, 1))
     with pytest.raises(RecipeError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        sources.load_recipe(path, root)
+        recipes.load_recipe(path, root)
 
 
 def test_unknown_sequence_value_in_csv(tmp_path):
@@ -175,15 +179,15 @@ def test_unknown_sequence_value_in_csv(tmp_path):
     text = (root / "lgg/slices.csv").read_text().replace(",flair,", ",dwi,", 1)
     (root / "lgg/slices.csv").write_text(text)
     with pytest.raises(RecipeError, match="sequence 'dwi'"):
-        sources.load_recipe(path, root)
+        recipes.load_recipe(path, root)
 
 
 def test_missing_recipe_and_data_root(tmp_path):
     with pytest.raises(RecipeError, match="does not exist"):
-        sources.load_recipe(tmp_path / "none.toml")
+        recipes.load_recipe(tmp_path / "none.toml")
     _, path = make_data(tmp_path)
     with pytest.raises(RecipeError, match="Data root"):
-        sources.load_recipe(path, tmp_path / "nodata")
+        recipes.load_recipe(path, tmp_path / "nodata")
 
 
 # --- external sets -----------------------------------------------------------------------------
@@ -199,7 +203,7 @@ def test_missing_recipe_and_data_root(tmp_path):
 def test_external_sets_are_refused_for_training(tmp_path, extra):
     root, path = make_data(tmp_path, RECIPE.replace("[external.ext]", extra + "\n[external.ext]"))
     with pytest.raises(RecipeError, match="external test set"):
-        sources.load_recipe(path, root)
+        recipes.load_recipe(path, root)
 
 
 def test_always_external_folder_is_refused_without_an_external_table(tmp_path):
@@ -207,7 +211,7 @@ def test_always_external_folder_is_refused_without_an_external_table(tmp_path):
     root, path = make_data(tmp_path, text)
     (root / "ms").rename(root / "brats2013-slices")
     with pytest.raises(RecipeError, match="external test set brats2013-slices"):
-        sources.load_recipe(path, root)
+        recipes.load_recipe(path, root)
 
 
 def test_external_refused_by_name_and_by_a_hand_made_recipe(mini):
@@ -215,18 +219,18 @@ def test_external_refused_by_name_and_by_a_hand_made_recipe(mini):
     with pytest.raises(RecipeError, match="external"):
         recipe.source("ext")
     with pytest.raises(RecipeError, match="external"):
-        sources.build_manifest(recipe, sources=["ext"], cache_dir=cache)
+        manifest.build_manifest(recipe, sources=["ext"], cache_dir=cache)
     bad = dataclasses.replace(recipe.sources[2], path=recipe.external[0].path)
     with pytest.raises(RecipeError, match="overlaps the external test set ext"):
-        sources.build_manifest(dataclasses.replace(recipe, sources=(bad,)), cache_dir=cache)
-    assert [e.name for e in sources.external_sets(recipe)] == ["ext"]
+        manifest.build_manifest(dataclasses.replace(recipe, sources=(bad,)), cache_dir=cache)
+    assert [e.name for e in recipes.external_sets(recipe)] == ["ext"]
 
 
 # --- manifest ----------------------------------------------------------------------------------
 
 def test_manifest_items(mini):
     recipe, cache = mini
-    man = sources.build_manifest(recipe, cache_dir=cache)
+    man = manifest.build_manifest(recipe, cache_dir=cache)
     assert Counter(it.source for it in man) == {"btm": 16, "lgg": 36, "ms": 8}
     assert man.stats["left_out_small_tumours"]["lgg"] == 1
     assert not any("t1c_" in it.path for it in man)
@@ -241,7 +245,7 @@ def test_manifest_items(mini):
     assert {it.group for it in ms} == {f"ms:p{k}" for k in range(4)} and {it.sequence for it in ms} == {"flair"}
     btm = [it for it in man if it.source == "btm"]
     assert sum(it.official_test for it in btm) == 4 and {it.sequence for it in btm} == {"unknown"}
-    # The copy across btm's official split is one near-duplicate group (by hash alone, as brainscan.scans.datasets).
+    # The copy across btm's official split is one near-duplicate group (by hash alone, as in a dataset folder).
     by_name = {os.path.basename(it.path): it for it in btm}
     assert by_name["tn0.png"].duplicate_group == by_name["n0.png"].duplicate_group
     assert by_name["tn1.png"].duplicate_group != by_name["n0.png"].duplicate_group
@@ -249,18 +253,18 @@ def test_manifest_items(mini):
 
 def test_hash_is_brainscan_data_phash_and_is_cached(mini, tmp_path):
     recipe, cache = mini
-    first = sources.build_manifest(recipe, cache_dir=cache)
+    first = manifest.build_manifest(recipe, cache_dir=cache)
     assert first.stats["hashed"] == 60 and first.stats["hash_cache_hits"] == 0
     assert (cache / "sources-phash.json").is_file()
-    second = sources.build_manifest(recipe, cache_dir=cache)
+    second = manifest.build_manifest(recipe, cache_dir=cache)
     assert second.stats["hashed"] == 0 and second.stats["hash_cache_hits"] == 60
     assert [it.duplicate_group for it in first] == [it.duplicate_group for it in second]
     touched = first[5].path
     st = os.stat(touched)
     os.utime(touched, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
-    assert sources.build_manifest(recipe, cache_dir=cache).stats["hashed"] == 1
+    assert manifest.build_manifest(recipe, cache_dir=cache).stats["hashed"] == 1
     c = near_duplicates.HashCache(cache)
-    assert int(c.hashes[near_duplicates.HashCache.key(touched)], 16) == data.perceptual_hash(touched)
+    assert int(c.hashes[near_duplicates.HashCache.key(touched)], 16) == near_duplicates.perceptual_hash(touched)
 
 
 DUP_RECIPE = """
@@ -285,7 +289,7 @@ sequence = { fixed = "unknown" }
 
 def test_cross_source_duplicates_merge_only_when_pixels_agree(tmp_path):
     a, b = _twins()
-    ha, hb = (data.perceptual_hash(str(_png(tmp_path / n, im))) for n, im in (("a.png", a), ("b.png", b)))
+    ha, hb = (near_duplicates.perceptual_hash(str(_png(tmp_path / n, im))) for n, im in (("a.png", a), ("b.png", b)))
     dist = bin(ha ^ hb).count("1")
     ta, tb = (near_duplicates.thumbnail(str(tmp_path / n)) for n in ("a.png", "b.png"))
     r = near_duplicates.pixel_correlation(ta, tb)
@@ -296,15 +300,15 @@ def test_cross_source_duplicates_merge_only_when_pixels_agree(tmp_path):
     shutil.copy(copy, root / "two/notumor/q1_copy.png")
     _png(root / "one/notumor/p2_twin.png", a)
     _png(root / "two/notumor/q2_twin.png", b)
-    # within a near-duplicate source the hash alone groups, as brainscan.scans.datasets does (rotated twins: far from a, b)
+    # within a near-duplicate source the hash alone groups, as in a dataset folder (rotated twins: far from a, b)
     _png(root / "nd/notumor/m1.png", np.rot90(a))
     _png(root / "nd/notumor/m2.png", np.rot90(b))
     for name in ("one", "two", "nd"):
         for k in range(2):
             _png(root / name / "notumor" / f"z{k}_filler.png")
     (tmp_path / "r.toml").write_text(DUP_RECIPE)
-    recipe = sources.load_recipe(tmp_path / "r.toml", root)
-    man = sources.build_manifest(recipe, cache_dir=tmp_path / "cache")
+    recipe = recipes.load_recipe(tmp_path / "r.toml", root)
+    man = manifest.build_manifest(recipe, cache_dir=tmp_path / "cache")
     dg = {os.path.relpath(it.path, root): it.duplicate_group for it in man}
     assert dg["one/notumor/p1_x.png"] == dg["two/notumor/q1_copy.png"]
     assert dg["one/notumor/p2_twin.png"] != dg["two/notumor/q2_twin.png"]
@@ -327,7 +331,7 @@ def test_blank_images_and_close_patients_do_not_merge_groups(tmp_path):
     _png(root / "two/notumor/q1_blank.png", np.zeros((16, 16)))
     _png(root / "nd/notumor/m1.png")
     (tmp_path / "r.toml").write_text(DUP_RECIPE)
-    man = sources.build_manifest(sources.load_recipe(tmp_path / "r.toml", root), cache_dir=tmp_path / "c")
+    man = manifest.build_manifest(recipes.load_recipe(tmp_path / "r.toml", root), cache_dir=tmp_path / "c")
     assert len({it.duplicate_group for it in man}) == 4
     assert man.stats["near_duplicates"]["proposed_with_a_blank_image"] == {
         "cross_source:one|two": 2, "within_source:one|one": 1}
@@ -345,7 +349,7 @@ def _sides(split, man, key):
 
 def test_grouped_split_integrity_coverage_and_official_test(mini):
     recipe, cache = mini
-    man = sources.build_manifest(recipe, cache_dir=cache)
+    man = manifest.build_manifest(recipe, cache_dir=cache)
     split = patient_split.grouped_split(man, seed=0)
     assert sorted(i for idx in split.parts.values() for i in idx) == list(range(len(man)))
     for key in (lambda it: it.group, lambda it: it.duplicate_group):
@@ -360,16 +364,16 @@ def test_grouped_split_integrity_coverage_and_official_test(mini):
     assert not any(man[i].official_test for i in split.parts["train"] + split.parts["val"])
     assert split.summary["items"]["test_dedup"] == 3
     assert split.summary["official_test_with_near_duplicate_in_training"] == 1
-    # the same test set as brainscan.scans.datasets.plan_split on that folder alone
+    # the same test set as brainscan.scans.split.folder_split on that folder alone (a one-source recipe)
     ds = data.discover(recipe.sources[0].path)
-    plan = data.plan_split(ds, data.hash_all([it.path for it in ds.items]))
+    plan = patient_split.folder_split(manifest.build_manifest(recipes.folder_recipe(ds)))
     assert sorted(os.path.basename(ds.items[i].path) for i in plan.test) == names(split.test_dedup)
     assert "| btm | glioma | unknown |" in split.table()
 
 
 def test_holdout_institution(mini):
     recipe, cache = mini
-    man = sources.build_manifest(recipe, cache_dir=cache)
+    man = manifest.build_manifest(recipe, cache_dir=cache)
     split = patient_split.grouped_split(man, seed=3, holdout_institution="B")
     held = split.parts["institution_holdout"]
     assert len(held) == 12 and {man[i].institution for i in held} == {"B"}
@@ -383,7 +387,7 @@ def test_holdout_institution(mini):
 
 def test_split_is_deterministic_for_a_seed(mini):
     recipe, cache = mini
-    man = sources.build_manifest(recipe, cache_dir=cache)
+    man = manifest.build_manifest(recipe, cache_dir=cache)
     a, b = patient_split.grouped_split(man, seed=7), patient_split.grouped_split(man, seed=7)
     assert a.parts == b.parts and a.summary == b.summary
     assert any(patient_split.grouped_split(man, seed=s).parts != a.parts for s in range(8))
@@ -399,7 +403,7 @@ def _item(label, source, sequence, k):
 def test_weights_equal_per_class_and_per_cell():
     items = [_item("notumor", "a", "t1", k) for k in range(30)] + [_item("notumor", "b", "flair", k) for k in range(10)]
     items += [_item("glioma", "a", "t1", k) for k in range(5)]
-    w = sources.sampling_weights(items)
+    w = sampling.sampling_weights(items)
     assert w.mean() == pytest.approx(1.0)
     assert w[:40].sum() == pytest.approx(w[40:].sum())  # each class: 45/2 = 22.5
     assert w[:30].sum() == pytest.approx(w[30:40].sum())  # each notumor cell: 11.25
@@ -411,13 +415,14 @@ def test_weights_cap_a_tiny_cell():
     # -> 1/6; class mass 9/18 + 1/6 = 2/3. Both classes then get 12/2 = 6: 0.5 each and 1.5; glioma 3 each.
     items = [_item("notumor", "a", "t1", k) for k in range(9)] + [_item("notumor", "b", "t2", 0)]
     items += [_item("glioma", "a", "t1", k) for k in range(2)]
-    w = sources.sampling_weights(items, cap=3.0)
+    w = sampling.sampling_weights(items, cap=3.0)
     assert w[:9] == pytest.approx([0.5] * 9) and w[9] == pytest.approx(1.5) and w[10:] == pytest.approx([3.0, 3.0])
-    assert sources.sampling_weights([]).size == 0
+    assert sampling.sampling_weights([]).size == 0
 
 
 def test_import_does_not_import_tensorflow():
-    code = ("import sys, brainscan.training.sources; "
+    code = ("import sys, brainscan.scans.recipe, brainscan.scans.manifest, brainscan.scans.split, "
+            "brainscan.training.sampling, brainscan.training.prepare; "
             "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=os.path.dirname(os.path.dirname(__file__)))
 

@@ -82,12 +82,21 @@ def near_duplicates_of(paths: list[str], against: list[str], min_correlation: fl
     """Which of paths have a near-duplicate among the reference images: a pHash within NEAR_DUPLICATE_BITS
     proposes a pair, and it counts when the 64x64 pixels correlate at min_correlation or more (a hash alone
     over-matches MRI slices). The reference images' hashes and thumbnails come from the recipe's cache when
-    cache_dir names it (training.near_duplicates.HashCache). Returns {"by_hash": mask, "confirmed": mask}."""
-    from brainscan.training.near_duplicates import HashCache, cached_hashes, cached_thumbs, pixel_correlation, thumbnail
+    cache_dir names it (scans.near_duplicates.HashCache). Returns {"by_hash": mask, "confirmed": mask}."""
+    from brainscan.scans.near_duplicates import (
+        NEAR_DUPLICATE_BITS,
+        HashCache,
+        cached_hashes,
+        cached_thumbs,
+        hamming_matrix_min,
+        hash_all,
+        pixel_correlation,
+        thumbnail,
+    )
 
     cache = HashCache(cache_dir)
-    best, nearest = data_mod.hamming_matrix_min(data_mod.hash_all(paths), cached_hashes(against, cache))
-    by_hash = best <= data_mod.NEAR_DUPLICATE_BITS
+    best, nearest = hamming_matrix_min(hash_all(paths), cached_hashes(against, cache))
+    by_hash = best <= NEAR_DUPLICATE_BITS
     partners = cached_thumbs(against, [int(nearest[i]) for i in np.flatnonzero(by_hash)], cache)
     confirmed = np.zeros(len(paths), bool)
     for i in np.flatnonzero(by_hash):

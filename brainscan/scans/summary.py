@@ -56,45 +56,48 @@ def dataset_summary(root: str | os.PathLike, size_sample: int = 200, val_fractio
     """What training on root would see: images per class, image sizes, near-duplicates and the split.
 
     A pure function of the folder's contents (cache it by path). Raises brainscan.scans.datasets.DatasetError.
-    The split is the one brainscan.training.run makes with the same fractions and seed (before --max-images).
+    The split is the one brainscan.training.prepare makes with the same fractions and seed (before --max-images):
+    the folder as a one-source recipe, its manifest, its split.
     """
     import numpy as np
 
     from brainscan.scans import datasets as data_mod
+    from brainscan.scans.manifest import build_manifest
+    from brainscan.scans.near_duplicates import NEAR_DUPLICATE_BITS
+    from brainscan.scans.recipe import folder_recipe
+    from brainscan.scans.split import split_manifest
 
     ds = data_mod.discover(resolve_data_path(root))
-    errors: dict[int, str] = {}
-    hashes = data_mod.hash_all([it.path for it in ds.items], errors=errors)
-    unreadable = [{"file": os.path.relpath(ds.items[i].path, ds.root), "reason": errors[i]} for i in sorted(errors)]
-    if errors:
-        keep = np.array([i for i in range(len(ds.items)) if i not in errors], dtype=np.int64)
-        ds, hashes = ds.without(errors), hashes[keep]
-        if len(set(ds.labels)) < 2:
-            raise data_mod.DatasetError(f"{len(errors):,} of the images could not be read (for example "
-                                        f"{unreadable[0]['file']}: {unreadable[0]['reason']}); too few are left.")
-    paths = [it.path for it in ds.items]
-    plan = data_mod.plan_split(ds, hashes, val_fraction, test_fraction, seed)
-    group_sizes = np.bincount(plan.groups)
-    labels = ds.labels
+    recipe = folder_recipe(ds)
+    man = build_manifest(recipe)
+    unreadable = [{"file": os.path.relpath(path, ds.root), "reason": reason} for path, reason in man.unreadable]
+    if unreadable and len({it.label for it in man}) < 2:
+        raise data_mod.DatasetError(f"{len(unreadable):,} of the images could not be read (for example "
+                                    f"{unreadable[0]['file']}: {unreadable[0]['reason']}); too few are left.")
+    split = split_manifest(recipe, man, seed=seed, val_fraction=val_fraction, test_fraction=test_fraction)
+    group_sizes = np.bincount(split.groups)
     per_split = {}
-    for part in ("train", "val", "test", "official_test"):
-        c = Counter(labels[i] for i in getattr(plan, part))
-        per_split["test_dedup" if part == "test" else part] = {k: c.get(k, 0) for k in ds.classes}
+    for part, idx in split.inputs.items():
+        c = Counter(man[i].label for i in idx)
+        per_split[part] = {k: c.get(k, 0) for k in ds.classes}
+    gone = {path for path, _ in man.unreadable}
+    counts = Counter(it.label for it in man)
     by_official: dict[str, dict[str, int]] = {}
     for it in ds.items:
-        if it.official_split:
+        if it.official_split and it.path not in gone:
             by_official.setdefault(it.official_split, Counter())[it.label] += 1
     return {
-        "root": str(ds.root), "n_images": len(ds.items), "classes": list(ds.classes), "counts": ds.counts(),
+        "root": str(ds.root), "n_images": len(man), "classes": list(ds.classes),
+        "counts": {k: counts.get(k, 0) for k in ds.classes},
         "binary": ds.is_binary, "official_split": {k: dict(v) for k, v in by_official.items()},
-        "image_sizes": _image_sizes(paths, size_sample),
+        "image_sizes": _image_sizes([it.path for it in man], size_sample),
         "near_duplicates": {
             "groups_with_2_or_more": int(np.sum(group_sizes >= 2)),
             "images_in_those_groups": int(np.sum(group_sizes[group_sizes >= 2])),
             "largest_group": int(group_sizes.max()) if len(group_sizes) else 0,
-            "max_hamming_bits": data_mod.NEAR_DUPLICATE_BITS,
+            "max_hamming_bits": NEAR_DUPLICATE_BITS,
         },
-        "split": plan.summary(), "split_per_class": per_split,
+        "split": split.summary, "split_per_class": per_split,
         "unreadable": unreadable[:UNREADABLE_LISTED], "unreadable_count": len(unreadable),
     }
 

@@ -1,6 +1,6 @@
-"""One training run, in steps a reader can follow: prepare (dataset -> grouped split -> model inputs),
-fit (tf.data with augmentation, progress record per epoch), calibrate (temperature, unfamiliar-scan
-reference, metrics), then the model card and the export of the model folder.
+"""One training run, in steps a reader can follow: prepare (training.prepare: recipe or folder -> manifest ->
+split -> model inputs), fit (tf.data with augmentation, progress record per epoch), calibrate (temperature,
+unfamiliar-scan reference, metrics), then the model card and the export of the model folder.
 
 The run folder receives config.json and status.json at once, progress.json (training.progress) after
 every epoch, and history.json, metrics.json, ood.npz, model.keras and card.json at the end (card.json
@@ -14,7 +14,7 @@ import platform
 import signal
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -22,8 +22,7 @@ import numpy as np
 from brainscan.config import TrainConfig
 from brainscan.evaluation.metrics import classification_metrics
 from brainscan.modelfolder import CARD_FILE, WEIGHT_FILES, read_json, write_json
-from brainscan.scans import datasets as data_mod
-from brainscan.scans.batch import prepare_paths
+from brainscan.training.prepare import Prepared, prepare
 from brainscan.training.progress import Progress, log, write_progress
 
 
@@ -41,38 +40,6 @@ def lesion_target(classes: list[str]) -> int | None:
         if name in classes:
             return classes.index(name)
     return None
-
-
-def _cap(indices: np.ndarray, labels: list[str], cap: int, rng: np.random.Generator) -> np.ndarray:
-    if not cap or len(indices) <= cap:
-        return indices
-    keep = []
-    classes = sorted({labels[i] for i in indices})
-    for c in classes:
-        idx = [i for i in indices if labels[i] == c]
-        keep.extend(rng.permutation(idx)[: max(1, cap // len(classes))])
-    return np.array(sorted(keep), dtype=np.int64)
-
-
-def extra_training_images(folder: str, classes: list[str], evaluation_hashes: np.ndarray,
-                          size: int) -> tuple[np.ndarray, np.ndarray, dict]:
-    """Images from another source for the training part only. Their classes must be among the run's,
-    and any image near-duplicating a validation or test image is dropped so the split stays leak-free."""
-    extra = data_mod.discover(folder, min_classes=1)
-    unknown = sorted(set(extra.classes) - set(classes))
-    if unknown:
-        raise data_mod.DatasetError(f"The extra training folder {folder} has classes {unknown} that the training "
-                                    f"data does not have ({', '.join(classes)}).")
-    paths = [it.path for it in extra.items]
-    nearest = (data_mod.hamming_matrix_min(data_mod.hash_all(paths), evaluation_hashes)[0]
-               if len(evaluation_hashes) else np.full(len(paths), 64))
-    keep = [i for i in range(len(paths)) if nearest[i] > data_mod.NEAR_DUPLICATE_BITS]
-    x, ok, _ = prepare_paths([paths[i] for i in keep], size)
-    y = np.array([classes.index(extra.items[keep[i]].label) for i in ok], dtype=np.int64)
-    info = {"folder": os.path.abspath(folder), "images": len(ok),
-            "counts": {c: int(np.sum(y == classes.index(c))) for c in extra.classes},
-            "dropped_near_duplicates_of_evaluation_images": len(paths) - len(keep)}
-    return x, y, info
 
 
 class _Stop:
@@ -99,25 +66,6 @@ def run(cfg: TrainConfig) -> dict:
     return result
 
 
-@dataclass
-class Prepared:
-    """What the prepare step hands on: the classes, the split, and model inputs per part. A folder run
-    keeps its Dataset (ds); a recipe run keeps each input's source item and the sampling weights."""
-
-    ds: data_mod.Dataset | None
-    classes: list[str]
-    split: dict
-    arrays: dict[str, tuple[np.ndarray, np.ndarray]]  # part -> (inputs, class indices)
-    x_strip: np.ndarray | None  # skull-stripped copies of the training inputs (cfg.stripped), or None
-    extra_info: dict | None  # what --extra-train added
-    items: dict | None = None  # recipe runs: part -> brainscan.training.sources.Item of each input
-    weights: np.ndarray | None = None  # recipe runs: sampling weight of each training input
-    training_data: dict | None = None  # recipe runs: what the card says about the data
-    masks: np.ndarray | None = None  # guided runs: tumour outline (uint8) of each training input
-    has_mask: np.ndarray | None = None  # guided runs: 1 where the outline (or its absence) is known
-    cam_map_size: tuple[int, int] = (0, 0)  # guided runs: the feature map's size (set when the model is built)
-
-
 def _run(cfg: TrainConfig, run_dir: Path) -> dict:
     """The steps of one run: prepare, fit, calibrate, write the model folder (export and card)."""
     t0 = time.time()
@@ -141,104 +89,6 @@ def _run(cfg: TrainConfig, run_dir: Path) -> dict:
     return metrics
 
 
-def prepare(cfg: TrainConfig, run_dir: Path) -> Prepared:
-    """Dataset -> near-duplicate groups -> grouped split (split.json) -> model inputs per part."""
-    if cfg.recipe:
-        return prepare_from_recipe(cfg, run_dir)
-    rng = np.random.default_rng(cfg.seed)
-    ds = data_mod.discover(cfg.data)
-    classes = list(ds.classes)
-    labels = ds.labels
-    log(f"Dataset {cfg.data}: {len(ds.items)} images, classes {ds.counts()}")
-    unreadable: dict[int, str] = {}
-    hashes = data_mod.hash_all([it.path for it in ds.items], errors=unreadable)
-    if unreadable:
-        for i in sorted(unreadable)[:20]:
-            log(f"Skipped {os.path.relpath(ds.items[i].path, cfg.data)}: {unreadable[i]}")
-        log(f"{len(unreadable)} file(s) could not be read and are left out.")
-        hashes = hashes[[i for i in range(len(ds.items)) if i not in unreadable]]
-        ds = ds.without(unreadable)
-        labels = ds.labels
-        if len(set(labels)) < 2:
-            raise data_mod.DatasetError("Too few readable images are left after skipping unreadable files.")
-    plan = data_mod.plan_split(ds, hashes, cfg.val_fraction, cfg.test_fraction, cfg.seed)
-    split = plan.summary()
-    log(f"Split (near-duplicate groups kept together): {split}")
-    parts = {"train": _cap(plan.train, labels, cfg.max_images, rng),
-             "val": _cap(plan.val, labels, cfg.max_images // 4 if cfg.max_images else 0, rng),
-             "test_dedup": _cap(plan.test, labels, cfg.max_images // 4 if cfg.max_images else 0, rng),
-             "official_test": _cap(plan.official_test, labels, cfg.max_images // 4 if cfg.max_images else 0, rng)}
-    write_json(run_dir / "split.json", {"summary": split, "files": {
-        k: [os.path.relpath(ds.items[i].path, cfg.data) for i in v] for k, v in parts.items()}})
-
-    arrays: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    for name, idx in parts.items():
-        if len(idx) == 0:
-            continue
-        x, ok, errors = prepare_paths([ds.items[i].path for i in idx], cfg.img_size)
-        for i, e in errors.items():
-            log(f"Skipped {ds.items[idx[i]].path}: {e}")
-        arrays[name] = (x, np.array([classes.index(labels[idx[i]]) for i in ok]))
-    x_strip = None
-    if cfg.stripped > 0 and "train" in arrays:
-        paths = [ds.items[i].path for i in parts["train"]]
-        x_strip = stripped_copies(cfg, paths, len(arrays["train"][0]), strip_depths(len(paths), rng))
-    extra_info = None
-    if cfg.extra_train and "train" in arrays:
-        held_out = np.concatenate([parts[k] for k in ("val", "test_dedup", "official_test")])
-        x_ex, y_ex, extra_info = extra_training_images(cfg.extra_train, classes, hashes[held_out], cfg.img_size)
-        arrays["train"] = (np.concatenate([arrays["train"][0], x_ex]), np.concatenate([arrays["train"][1], y_ex]))
-        if x_strip is not None:
-            x_strip = np.concatenate([x_strip, x_ex])  # extra images are shown as they are in both views
-        log(f"Extra training images from {cfg.extra_train}: {extra_info}")
-    if "val" not in arrays or len(arrays["val"][0]) < 2:
-        raise data_mod.DatasetError("Too few images for a validation split; add images or lower the split.")
-    return Prepared(ds, classes, split, arrays, x_strip, extra_info)
-
-
-def strip_depths(n: int, rng: np.random.Generator) -> np.ndarray:
-    """The peel depth of each training image's skull-stripped copy (preprocess.strip_skull)."""
-    return rng.uniform(0.10, 0.22, n)
-
-
-def stripped_copies(cfg: TrainConfig, paths: list[str], expected: int, depths: np.ndarray) -> np.ndarray | None:
-    """A second, skull-stripped and re-cropped copy of every training image (peel depth per image);
-    each epoch shows it instead of the original with probability cfg.stripped."""
-    x_strip, ok_strip, _ = prepare_paths(paths, cfg.img_size, strip_depths=depths)
-    if len(ok_strip) != expected:
-        log("Skull-stripped copies unavailable for some images; training without them.")
-        return None  # a file that fails only when stripped: keep it simple and skip the option
-    return x_strip
-
-
-def prepare_from_recipe(cfg: TrainConfig, run_dir: Path) -> Prepared:
-    """Several sources at once (brainscan.training.multisource): split by patient and near-duplicate group."""
-    from brainscan.training.multisource import prepare_recipe
-
-    for option, value in (("--extra-train", cfg.extra_train), ("--lesions", cfg.lesions)):
-        if value:
-            raise data_mod.DatasetError(f"{option} is for folder runs; a recipe lists every source itself.")
-    sd = prepare_recipe(cfg.recipe, cfg.data or None, cfg.img_size, cfg.seed, cfg.holdout_institution,
-                        cfg.max_images)
-    write_json(run_dir / "split.json", {"summary": sd.split, "files": sd.files})
-    x_strip = depths = None
-    if cfg.stripped > 0:
-        depths = strip_depths(len(sd.train_paths()), np.random.default_rng(cfg.seed))
-        x_strip = stripped_copies(cfg, sd.train_paths(), len(sd.arrays["train"][0]), depths)
-    masks = has_mask = None
-    if cfg.guide_cams > 0:
-        from brainscan.training.guidance import mask_targets
-
-        # Outlines for the stripped copies too (2 x N x S x S), so stripped tumour views are guided as well.
-        masks, has_mask = mask_targets(sd.items["train"], cfg.img_size,
-                                       strip_depths=depths if x_strip is not None else None)
-        log(f"Guided CAMs: {int(has_mask.sum())} of {len(has_mask)} training inputs have a known outline "
-            f"({sum(1 for it in sd.items['train'] if it.mask)} with a tumour)"
-            + (", in the plain and the skull-stripped view" if masks.ndim == 4 else ""))
-    return Prepared(None, sd.classes, sd.split, sd.arrays, x_strip, None, sd.items, sd.weights, sd.training_data,
-                    masks, has_mask)
-
-
 def _train_dataset(cfg: TrainConfig, data: Prepared):
     """tf.data of the training part: shuffled, skull-stripped views, synthetic lesions, augmentation."""
     import tensorflow as tf
@@ -247,7 +97,7 @@ def _train_dataset(cfg: TrainConfig, data: Prepared):
 
     x_tr, y_tr = data.arrays["train"]
     classes = data.classes
-    if data.weights is not None:
+    if not data.folder:
         # Balanced sampling (recipe runs): each step draws images with probability proportional to their weight,
         # so every class, and within it every source and sequence, is seen equally often.
         n_draw = steps_per_epoch(cfg, data) * cfg.batch_size * cfg.epochs
@@ -255,15 +105,15 @@ def _train_dataset(cfg: TrainConfig, data: Prepared):
         views = tf.constant(x_tr) if data.x_strip is None else tf.stack([x_tr, data.x_strip])
         labels = tf.constant(y_tr)
         p_strip = cfg.stripped if data.x_strip is not None else 0.0
-        guided = data.masks is not None
+        guided = data.guidance is not None
         # One outline per view, [plain] or [plain, stripped] (guidance.mask_targets).
-        stripped_outlines = guided and data.masks.ndim == 4 and p_strip > 0
+        stripped_outlines = guided and data.guidance.masks.ndim == 4 and p_strip > 0
         if guided:
-            outlines = data.masks if data.masks.ndim == 4 else data.masks[None]
+            outlines = data.guidance.masks if data.guidance.masks.ndim == 4 else data.guidance.masks[None]
         else:
             outlines = np.zeros((1, 1, 1, 1), np.uint8)
         masks = tf.constant(outlines)
-        has_mask = tf.constant(data.has_mask if guided else np.zeros(1, np.float32))
+        has_mask = tf.constant(data.guidance.has_mask if guided else np.zeros(1, np.float32))
         tumor_free = classes.index("notumor") if "notumor" in classes else -1
 
         def pick(i):
@@ -296,7 +146,7 @@ def _train_dataset(cfg: TrainConfig, data: Prepared):
         log(f"Skull-stripped copies shown {cfg.stripped:.0%} of the time")
     else:
         train_ds = tf.data.Dataset.from_tensor_slices((x_tr, y_tr)).shuffle(len(x_tr), seed=cfg.seed)
-    if data.weights is None:
+    if data.folder:
         train_ds = train_ds.batch(cfg.batch_size)
     lesion_class = lesion_target(classes) if cfg.lesions > 0 else None
     if lesion_class is not None:
@@ -328,7 +178,7 @@ def fit(cfg: TrainConfig, run_dir: Path, data: Prepared):
     n_classes = len(data.classes)
     counts = np.bincount(y_tr, minlength=n_classes)
     class_weight = ({i: float(len(y_tr) / (n_classes * max(c, 1))) for i, c in enumerate(counts)}
-                    if data.weights is None else None)  # recipe runs balance by sampling instead
+                    if data.folder else None)  # recipe runs balance by sampling instead
     x_val, y_val = data.arrays["val"]
     steps = steps_per_epoch(cfg, data) * cfg.epochs
     bn_momentum = bn_momentum_for(steps)
@@ -339,7 +189,7 @@ def fit(cfg: TrainConfig, run_dir: Path, data: Prepared):
     classify = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     trained = model  # what model.fit sees: the model itself, or its guided twin (shared layers)
     validation = (x_val, y_val)
-    if data.masks is not None:
+    if data.guidance is not None:
         from brainscan.training.guidance import CAM_OUTPUT, cam_loss, guided_model
 
         trained, data.cam_map_size = guided_model(model, data.classes.index("glioma"))
@@ -379,7 +229,7 @@ def fit(cfg: TrainConfig, run_dir: Path, data: Prepared):
 
     t_fit = time.time()
     trained.fit(train_ds, validation_data=validation, epochs=cfg.epochs, class_weight=class_weight, verbose=0,
-                steps_per_epoch=steps_per_epoch(cfg, data) if data.weights is not None else None,
+                steps_per_epoch=steps_per_epoch(cfg, data) if not data.folder else None,
                 callbacks=[EpochEnd(), keras.callbacks.EarlyStopping(
                     monitor="val_loss", patience=cfg.patience, restore_best_weights=True)])
     if _Stop.requested:
@@ -430,7 +280,7 @@ def calibrate(model, data: Prepared) -> tuple[float, dict, dict]:
             continue
         feats, logits = infer(x)
         m = classification_metrics(y, softmax(logits, temperature), classes)
-        if data.items is not None:
+        if not data.folder:
             from brainscan.training.multisource import breakdown
 
             m["by_source"] = breakdown(data.items[name], y, softmax(logits, temperature), classes, threshold)
@@ -448,28 +298,15 @@ def model_card(cfg: TrainConfig, run_dir: Path, data: Prepared, model, history: 
     """card.json: what the model is, what it was trained on and how, and its scores."""
     from brainscan.runtime import familiarity
 
-    ds, classes, split, extra_info = data.ds, data.classes, data.split, data.extra_info
+    classes = data.classes
     headline = metrics.get("test_dedup") or metrics["val"]
-    if ds is None:  # a recipe run
-        training_data = data.training_data
-        split_card = {"method": "grouped by patient (lgg-tcga case, ms-ljubljana patient, IXI subject) and by "
-                                "near-duplicate group (pHash Hamming <= 6; across sources or patients only when "
-                                "the pixels correlate); every source in validation and test; brain-tumor-mri's "
-                                "official Testing images without a near-duplicate in its Training are test_dedup",
-                      **split, "seed": cfg.seed}
-    else:
-        training_data = {"folder": os.path.abspath(cfg.data), "images": len(ds.items), "counts": ds.counts(),
-                         **({"extra_training_images": extra_info} if extra_info else {})}
-        split_card = {"method": f"near-duplicate groups (pHash Hamming <= {data_mod.NEAR_DUPLICATE_BITS}) kept on "
-                                "one side; official Testing images whose group touches Training excluded from "
-                                "test_dedup", **split, "seed": cfg.seed}
     card = {
         "name": cfg.name or run_dir.name, "architecture": cfg.arch, "classes": classes, "input_size": cfg.img_size,
         "input_channels": 1, "parameters": int(model.count_params()),
         "preprocessing": "brainscan.scans.preprocess.prepare: grayscale, Gaussian blur, Otsu threshold, largest "
                          "contour, square brain crop with 6% margin, resize, 1-99.5 percentile intensity normalisation",
-        "training_data": training_data,
-        "split": split_card,
+        "training_data": data.card["training_data"],
+        "split": data.card["split"],
         "training": {"epochs_run": len(history.get("loss", [])), "epochs_max": cfg.epochs,
                      "batch_size": cfg.batch_size, "learning_rate": cfg.learning_rate, "augmentation": cfg.augment,
                      "synthetic_lesions": cfg.lesions, "skull_stripped_share": cfg.stripped,

@@ -1,8 +1,13 @@
-"""Splitting a recipe's items by patient and near-duplicate group (Model v3). No TensorFlow here.
+"""Splitting a manifest (brainscan.scans.manifest) by patient and near-duplicate group. No TensorFlow here.
 
-:func:`grouped_split` puts whole merged groups (a declared group, e.g. one patient, joined with every
-near-duplicate component it touches) into train / val / test, plus an optional institution hold-out, so that
-no patient and no near-copy is on both sides; brainscan.training.sources lists the items it splits.
+:func:`split_manifest` is the one entry, for a recipe and for a dataset folder (a one-source recipe):
+
+* a recipe: :func:`grouped_split` puts whole merged groups (a declared group, e.g. one patient, joined with
+  every near-duplicate component it touches) into train / val / test, plus an optional institution hold-out,
+  so that no patient and no near-copy is on both sides (Model v3);
+* a dataset folder: :func:`folder_split`, the Train page's split since v1: near-duplicate groups dealt out per
+  class with the run's validation and test fractions; with an official Training/Testing split, train and val
+  come from Training and the test set is the Testing images whose group has no Training image.
 """
 
 from __future__ import annotations
@@ -15,14 +20,15 @@ from typing import Protocol
 
 import numpy as np
 
-from brainscan.training.near_duplicates import UnionFind
+from brainscan.scans.near_duplicates import UnionFind
+from brainscan.scans.recipe import Recipe
 
 PARTS = ("train", "val", "test", "institution_holdout", "excluded")
 SPLIT_PARTS = ("train", "val", "test")
 
 
 class Item(Protocol):
-    """What the split reads of an item (brainscan.training.sources.Item has it)."""
+    """What the split reads of an item (brainscan.scans.recipe.Item has it)."""
 
     source: str
     label: str
@@ -36,13 +42,28 @@ class Item(Protocol):
 @dataclass
 class Split:
     """Index lists into the items. ``parts`` are disjoint and cover every item: train, val, test,
-    institution_holdout, excluded. ``test_dedup`` is the subset of test that comes from an official
-    Testing folder (brain-tumor-mri's clean test images: the v1/v2 headline set)."""
+    institution_holdout, excluded (a dataset folder: train, val, test, excluded). ``test_dedup`` is the subset
+    of test that comes from an official Testing folder (brain-tumor-mri's clean test images: the v1/v2
+    headline set; a dataset folder: its whole test part). ``inputs`` are the parts that become model inputs
+    (and split.json's files), in order."""
 
     parts: dict[str, list[int]]
     test_dedup: list[int]
     groups: list[int]  # merged group (declared group U near-duplicate component) of each item
     summary: dict
+    inputs: dict[str, list[int]]
+
+    @property
+    def train(self) -> list[int]:
+        return self.parts["train"]
+
+    @property
+    def val(self) -> list[int]:
+        return self.parts["val"]
+
+    @property
+    def test(self) -> list[int]:
+        return self.parts["test"]
 
     def table(self) -> str:
         """Markdown table, source x class x sequence rows by part columns (for a model card)."""
@@ -55,6 +76,16 @@ class Split:
                        + " | ".join(str(self.summary["cells"].get(p, {}).get(key, 0)) for p in cols) + " |")
         out.append("| **all** | | | " + " | ".join(str(self.summary["items"].get(p, 0)) for p in cols) + " |")
         return "\n".join(out)
+
+
+def split_manifest(recipe: Recipe, items: Sequence[Item], *, seed: int = 0, val_fraction: float = 0.15,
+                   test_fraction: float = 0.15, holdout_institution: str | None = None) -> Split:
+    """The split of a manifest: a recipe's by patient and near-duplicate group (:func:`grouped_split`, 70/15/15,
+    optionally one institution held out), a dataset folder's by near-duplicate group with the run's fractions
+    (:func:`folder_split`)."""
+    if recipe.folder:
+        return folder_split(items, val_fraction, test_fraction, seed)
+    return grouped_split(items, seed=seed, holdout_institution=holdout_institution)
 
 
 def cell_key(it: Item) -> str:
@@ -173,8 +204,10 @@ def grouped_split(items: Sequence[Item], fractions: tuple[float, float, float] =
     for i in range(n):
         parts[where[i]].append(i)
     test_dedup = [i for i in parts["test"] if items[i].official_test]
+    inputs = {"train": parts["train"], "val": parts["val"], "test": parts["test"], "test_dedup": sorted(test_dedup),
+              "institution_holdout": parts["institution_holdout"]}
     return Split(parts, test_dedup, groups, _summary(items, parts, test_dedup, groups, seed, fractions,
-                                                     holdout_institution))
+                                                     holdout_institution), inputs)
 
 
 def _summary(items, parts, test_dedup, groups, seed, fractions, holdout) -> dict:
@@ -196,3 +229,72 @@ def _summary(items, parts, test_dedup, groups, seed, fractions, holdout) -> dict
         "official_test_with_near_duplicate_in_training": official_excluded,
         "institutions": dict(sorted(Counter(it.institution for it in items if it.institution).items())),
     }
+
+
+# --- a dataset folder ------------------------------------------------------------------------------
+
+def deal_by_class(labels: Sequence[str], groups: np.ndarray, fractions: tuple[float, ...],
+                  seed: int = 0) -> list[np.ndarray]:
+    """Split indices into len(fractions) parts, whole groups at a time, roughly stratified by class.
+
+    Groups are shuffled per (majority) class and dealt out so that every part gets its share of
+    each class; a group never spans two parts.
+    """
+    rng = np.random.default_rng(seed)
+    labels_arr = np.asarray(labels)
+    by_group: dict[int, list[int]] = {}
+    for i, g in enumerate(groups):
+        by_group.setdefault(int(g), []).append(i)
+    by_class: dict[str, list[int]] = {}
+    for g, idx in by_group.items():
+        majority = Counter(labels_arr[idx]).most_common(1)[0][0]
+        by_class.setdefault(majority, []).append(g)
+    parts: list[list[int]] = [[] for _ in fractions]
+    target = np.asarray(fractions, dtype=float) / sum(fractions)
+    for cls in sorted(by_class):
+        gs = by_class[cls]
+        rng.shuffle(gs)
+        total = sum(len(by_group[g]) for g in gs)
+        filled = np.zeros(len(fractions))
+        for g in gs:
+            # Give the group to the part furthest below its target share of this class.
+            k = int(np.argmax(target * total - filled))
+            parts[k].extend(by_group[g])
+            filled[k] += len(by_group[g])
+    return [np.array(sorted(p), dtype=np.int64) for p in parts]
+
+
+def folder_split(items: Sequence[Item], val_fraction: float = 0.15, test_fraction: float = 0.15,
+                 seed: int = 0) -> Split:
+    """Leakage-free split of a dataset folder's items (each its own declared group; near-duplicate components
+    computed), deterministic for a seed.
+
+    With an official Training/Testing split: train/val come from Training (grouped), the test set is
+    the Testing images whose near-duplicate group has no Training image (the others are ``excluded``), and
+    ``official_test`` keeps every Testing image (leakage included). Without one: a grouped train/val/test split
+    of everything.
+    """
+    groups = np.array([it.duplicate_group for it in items], dtype=np.int64)
+    labels = [it.label for it in items]
+    official = np.array([it.official_test for it in items], dtype=bool)
+    tr_idx, te_idx = np.nonzero(~official)[0], np.nonzero(official)[0]
+    if len(tr_idx) and len(te_idx):
+        train_groups = set(groups[tr_idx].tolist())
+        test = np.array([i for i in te_idx if groups[i] not in train_groups], dtype=np.int64)
+        a, b = deal_by_class([labels[i] for i in tr_idx], groups[tr_idx], (1 - val_fraction, val_fraction), seed)
+        train, val, official_test = tr_idx[a], tr_idx[b], te_idx
+    else:
+        train, val, test = deal_by_class(labels, groups, (1 - val_fraction - test_fraction, val_fraction,
+                                                          test_fraction), seed)
+        official_test = np.array([], dtype=np.int64)
+    excluded = np.setdiff1d(official_test, test).astype(np.int64)
+    summary = {
+        "train": len(train), "val": len(val), "test_dedup": len(test), "official_test": len(official_test),
+        "near_duplicate_groups": len(set(groups.tolist())),
+        "images_in_groups_of_2_or_more": int(np.sum(np.bincount(groups)[groups] > 1)) if len(groups) else 0,
+        "official_test_with_near_duplicate_in_training": int(len(excluded)),
+    }
+    parts = {"train": train.tolist(), "val": val.tolist(), "test": test.tolist(), "excluded": excluded.tolist()}
+    inputs = {"train": parts["train"], "val": parts["val"], "test_dedup": parts["test"],
+              "official_test": official_test.tolist()}
+    return Split(parts, parts["test"], groups.tolist(), summary, inputs)

@@ -1,63 +1,32 @@
-"""Training from several declared sources at once (Model v3). No TensorFlow here.
+"""Recipes: the training sources of a run and their external test sets (Model v3). No TensorFlow here.
 
-A *recipe* (TOML, e.g. ``recipes/v3.toml``) names every training source under ``[sources.<name>]``
-and every external test set under ``[external.<name>]``; external sets can never become training data
-(:func:`load_recipe` and :func:`build_manifest` refuse). From a recipe:
+A *recipe* (TOML, e.g. ``recipes/v3.toml``) names every training source under ``[sources.<name>]`` (a folder
+layout ``[<split>/]<class>/*`` or a CSV; a class mapping from the source's labels to the project's classes;
+how images are grouped, by patient or by near-duplicate; where the sequence is written) and every external
+test set under ``[external.<name>]``; external sets can never become training data (:func:`load_recipe` and
+brainscan.scans.manifest.build_manifest refuse). :func:`load_recipe` parses and validates it and lists every
+source once with :func:`source_items` (missing folder, CSV column, unmapped label, unknown class: a
+:class:`RecipeError` that says which source and what to fix).
 
-* :func:`load_recipe` parses and validates it (missing folder, CSV column, unmapped label, unknown class:
-  a :class:`RecipeError` that says which source and what to fix);
-* :func:`build_manifest` lists every image as an :class:`Item` (path, class, source, sequence, declared
-  group, institution, mask, official-test flag) and finds near-duplicates (below);
-* :func:`brainscan.training.patient_split.grouped_split` splits whole groups into train / val / test (+ an
-  optional institution hold-out), stratified so every source (and every source x class x sequence cell,
-  where there are enough groups) reaches val and test; the summary is ready for a model card;
-* :func:`sampling_weights` gives per-item training weights (equal mass per class, and within a class equal
-  mass per (source, sequence) cell), so that no class is tied to one collection.
-
-Near-duplicates. Every image gets the pHash of :func:`brainscan.scans.datasets.perceptual_hash` (cached, keyed by
-path + size + mtime). A pair within ``max_bits`` (6 of 64, as :mod:`brainscan.scans.datasets`) is *proposed*:
-
-* same declared group (same patient/case): nothing to do, they are already together;
-* same source, and the source's groups are near-duplicate groups (no patient ids, brain-tumor-mri):
-  accepted on the hash alone, exactly as :func:`brainscan.scans.datasets.plan_split` does today;
-* otherwise accepted only when the pixels agree, Pearson correlation r of the 64x64 grayscale images:
-  two sources: r >= ``min_correlation`` (0.95); two declared groups (patients) of one source:
-  r >= ``min_correlation_within_source`` (0.99); a blank image (thumbnail std < ``min_std``) confirms
-  nothing (66 all-black lgg-tcga slices would otherwise chain 40 patients together).
-
-A perceptual hash alone over-matches MRI slices. Measured on the v3 data (pHash <= 6): 2,194 cross-source
-pairs proposed, r at most 0.928, none a copy; between patients of one source, different people reach
-r 0.963 (IXI, registered to one template), 0.960 (MS FLAIR) and 0.984 (lgg near-vertex slices). True
-copies (navoneel-yes-no images re-exported in brain-tumor-mri, used only to calibrate): 114 of 118 have
-a partner at r >= 0.99, 116 at r >= 0.95; re-framed copies can fall lower (one at 0.815).
+A dataset folder of the Train page (``train --data DIR``) is a one-source recipe too: :func:`folder_recipe`
+wraps what brainscan.scans.datasets.discover found (any layout, class folder synonyms), grouped by
+near-duplicate, sequence unknown, so that one manifest-to-split path (brainscan.scans.manifest,
+brainscan.scans.split) serves both.
 """
 
 from __future__ import annotations
 
 import csv
-import json
 import os
 import re
-import sys
-import time
 import tomllib
-from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from brainscan.errors import RecipeError
-from brainscan.scans.datasets import NEAR_DUPLICATE_BITS, _files
-from brainscan.training.near_duplicates import (
-    HashCache,
-    UnionFind,
-    cached_hashes,
-    cached_thumbs,
-    close_pairs,
-    pixel_correlation,
-)
+from brainscan.scans.datasets import Dataset, image_files
+from brainscan.scans.near_duplicates import NEAR_DUPLICATE_BITS
 
 SEQUENCES = ("t1", "t1c", "t2", "flair", "unknown")
 # Folders that are external test sets whatever a recipe says: a recipe cannot list them as training.
@@ -107,6 +76,7 @@ class Source:
     tumour_pixels_column: str = ""
     min_tumour_pixels: int = 0  # tumour rows (class other than notumor) with fewer pixels are left out
     note: str = ""
+    dataset: Dataset | None = None  # a dataset folder (folder_recipe): its items as datasets.discover found them
 
 
 @dataclass(frozen=True)
@@ -119,7 +89,7 @@ class External:
 @dataclass(frozen=True)
 class Recipe:
     name: str
-    path: Path  # the recipe file
+    path: Path  # the recipe file (a dataset folder: the folder)
     data_root: Path
     classes: tuple[str, ...]
     sources: tuple[Source, ...]
@@ -128,6 +98,11 @@ class Recipe:
     min_correlation: float = MIN_CORRELATION
     min_correlation_within_source: float = MIN_CORRELATION_WITHIN
     min_std: float = MIN_STD
+
+    @property
+    def folder(self) -> bool:
+        """A dataset folder wrapped by :func:`folder_recipe` (the Train page's ``train --data DIR``)."""
+        return len(self.sources) == 1 and self.sources[0].dataset is not None
 
     def source(self, name: str) -> Source:
         """The training source called name; an external set is refused."""
@@ -275,8 +250,8 @@ def load_recipe(path: str | os.PathLike, data_root: str | os.PathLike | None = N
     for name, table in sources_raw.items():
         _refuse_external_name(name, external)
         src = _parse_source(name, table, root, classes)
-        _refuse_external_path(src, external)
-        _list_source(src, {})  # every row/file readable, every label mapped, every sequence known
+        refuse_external_path(src, external)
+        source_items(src, {})  # every row/file readable, every label mapped, every sequence known
         sources.append(src)
     nd = raw.get("near_duplicates", {})
     unknown = set(nd) - {"max_bits", "min_correlation", "min_correlation_within_source", "min_std"}
@@ -293,7 +268,7 @@ def _refuse_external_name(name: str, external: Iterable[External]) -> None:
         raise RecipeError(f"{name} is an external test set; it cannot be used for training.")
 
 
-def _refuse_external_path(src: Source, external: Iterable[External]) -> None:
+def refuse_external_path(src: Source, external: Iterable[External]) -> None:
     if src.path.name in ALWAYS_EXTERNAL:
         raise _err(src.name, f"{src.path} is the external test set {src.path.name}; it cannot be used for training.")
     for ext in external:
@@ -302,11 +277,26 @@ def _refuse_external_path(src: Source, external: Iterable[External]) -> None:
                                  "it cannot be used for training.")
 
 
-# --- manifest ----------------------------------------------------------------------------------
+def folder_recipe(ds: Dataset) -> Recipe:
+    """A dataset folder (brainscan.scans.datasets.discover) as a one-source recipe: its classes, no external
+    sets, every image its own group until a near-duplicate (by the hash alone) joins it to others, sequence
+    unknown; Training/Testing folders, if any, are the official train / test split."""
+    root = Path(ds.root)
+    src = Source(name=root.name or str(root), path=root, classes={c: c for c in ds.classes},
+                 group=GroupRule("near_duplicate"), sequence=SequenceRule(fixed="unknown"), dataset=ds)
+    return Recipe(src.name, root, root, tuple(ds.classes), (src,), ())
+
+
+def external_sets(recipe: Recipe) -> list[External]:
+    """The recipe's external test sets (for evaluation only)."""
+    return list(recipe.external)
+
+
+# --- the items of one source ---------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class Item:
-    path: str  # absolute
+    path: str  # absolute (a dataset folder: as the folder was given)
     label: str  # project class
     source: str
     sequence: str  # t1 / t1c / t2 / flair / unknown
@@ -317,22 +307,12 @@ class Item:
     duplicate_group: int = -1  # near-duplicate component (over all sources); -1: not computed
 
 
-class Manifest(list):
-    """A list of :class:`Item` with ``stats`` (counts, timing, near-duplicate figures) and ``pairs``
-    (the accepted near-duplicate pairs that join two declared groups: (i, j, hamming, r or None))."""
-
-    def __init__(self, items: Iterable[Item] = (), stats: dict | None = None, pairs: list | None = None):
-        super().__init__(items)
-        self.stats = stats or {}
-        self.pairs = pairs or []
-
-
 def _rel(p: Path, base: Path) -> str:
     return p.relative_to(base).as_posix()
 
 
-def _list_source(src: Source, stats: dict) -> list[Item]:
-    """The items of one source, in file order (no hashing)."""
+def source_items(src: Source, stats: dict) -> list[Item]:
+    """The items of one source, in file order (no hashing): each label mapped to its project class."""
     items: list[Item] = []
     rx = re.compile(src.group.value) if src.group.kind == "regex" else None
 
@@ -358,7 +338,12 @@ def _list_source(src: Source, stats: dict) -> list[Item]:
         return value
 
     dropped = 0
-    if src.csv:
+    if src.dataset is not None:
+        for it in src.dataset.items:
+            rel = _rel(Path(it.path), src.path)
+            items.append(Item(it.path, src.classes[it.label], src.name, sequence_of(rel, None), group_of(rel, None),
+                              official_test=it.official_split == "test"))
+    elif src.csv:
         with open(src.path / src.csv, newline="") as fh:
             for n, row in enumerate(csv.DictReader(fh), start=2):
                 rel = row[src.file_column]
@@ -384,7 +369,7 @@ def _list_source(src: Source, stats: dict) -> list[Item]:
         for folder, split in (src.splits or {"": "train"}).items():
             base = src.path / folder
             for label, cls in src.classes.items():
-                for p in _files(base / label):
+                for p in image_files(base / label):
                     rel = _rel(p, src.path)
                     items.append(Item(str(p), cls, src.name, sequence_of(rel, None), group_of(rel, None),
                                       official_test=split == "official_test"))
@@ -392,140 +377,3 @@ def _list_source(src: Source, stats: dict) -> list[Item]:
     if not items:
         raise _err(src.name, "no images found.")
     return items
-
-
-def build_manifest(recipe: Recipe, *, sources: Sequence[str] | None = None, cache_dir: str | os.PathLike | None = None,
-                   near_duplicates: bool = True, workers: int = 2) -> Manifest:
-    """Every image of the recipe's training sources (or of the named ones) as :class:`Item`, with
-    near-duplicate components (see the module docstring). cache_dir: where hashes are kept (default
-    <repository>/.cache, git-ignored). ``stats`` of the result holds the figures."""
-    chosen = [recipe.source(n) for n in sources] if sources is not None else list(recipe.sources)
-    stats: dict = {}
-    items: list[Item] = []
-    for src in chosen:
-        _refuse_external_path(src, recipe.external)
-        items.extend(_list_source(src, stats))
-    stats["items"] = len(items)
-    if not near_duplicates:
-        return Manifest(items, stats)
-    cache = HashCache(cache_dir if cache_dir is not None else recipe.path.parent.parent / ".cache")
-    paths = [it.path for it in items]
-    hashes = cached_hashes(paths, cache, workers, stats)
-    by_hash_kind = {s.name: s.group.kind == "near_duplicate" for s in chosen}
-    accepted: list[tuple[int, int, int, float | None]] = []
-    candidates: list[tuple[int, int, int]] = []
-    counts = Counter()
-    for i, j, d in close_pairs(hashes, recipe.max_bits):
-        a, b = items[i], items[j]
-        if a.group == b.group:
-            counts["same_group"] += 1
-        elif a.source == b.source and by_hash_kind[a.source]:
-            counts["within_source_by_hash"] += 1
-            accepted.append((i, j, d, None))
-        else:
-            candidates.append((i, j, d))
-    t0 = time.perf_counter()
-    thumbs = cached_thumbs(paths, [k for i, j, _ in candidates for k in (i, j)], cache, workers)
-    proposed, confirmed, flat = Counter(), Counter(), Counter()
-    r_max: dict[str, float] = {}
-    blank = {i for i, t in thumbs.items() if t.std() < recipe.min_std}
-    for i, j, d in candidates:
-        a, b = items[i], items[j]
-        cross = a.source != b.source
-        key = f"{'cross_source' if cross else 'within_source'}:{'|'.join(sorted((a.source, b.source)))}"
-        proposed[key] += 1
-        if i in blank or j in blank:
-            flat[key] += 1
-            continue
-        r = pixel_correlation(thumbs[i], thumbs[j])
-        r_max[key] = round(max(r, r_max.get(key, -1.0)), 4)
-        if r >= (recipe.min_correlation if cross else recipe.min_correlation_within_source):
-            confirmed[key] += 1
-            accepted.append((i, j, d, round(r, 4)))
-    stats["pixel_check_seconds"] = round(time.perf_counter() - t0, 2)
-    cache.save()
-    uf = UnionFind(len(items))
-    for i, j, _, _ in accepted:
-        uf.union(i, j)
-    comp = uf.labels()
-    items = [Item(**{**it.__dict__, "duplicate_group": c}) for it, c in zip(items, comp, strict=True)]
-    stats["near_duplicates"] = {
-        "max_bits": recipe.max_bits, "min_correlation": recipe.min_correlation,
-        "min_correlation_within_source": recipe.min_correlation_within_source, "min_std": recipe.min_std,
-        "pairs_in_same_group": counts["same_group"], "pairs_within_source_by_hash": counts["within_source_by_hash"],
-        "proposed": dict(sorted(proposed.items())), "confirmed": dict(sorted(confirmed.items())),
-        "proposed_with_a_blank_image": dict(sorted(flat.items())), "max_correlation": dict(sorted(r_max.items())),
-        "blank_images_among_proposed": len(blank),
-        "components": len(set(comp)),
-        "images_in_components_of_2_or_more": sum(c for c in Counter(comp).values() if c > 1),
-    }
-    return Manifest(items, stats, [p for p in accepted if p[3] is not None])
-
-
-# --- sampling weights --------------------------------------------------------------------------
-
-def sampling_weights(items: Sequence[Item], cap: float = 10.0) -> np.ndarray:
-    """Per-item training weights (mean 1) so that no class is tied to one collection.
-
-    1. Within a class, every (source, sequence) cell gets the same total weight, shared equally by its
-       items: a class seen in 4,000 brain-tumor-mri images and 400 IXI images learns from both equally.
-    2. No item weighs more than ``cap`` x the median weight of its class (a cell of 5 images is not
-       repeated hundreds of times); such a cell simply gets less than its equal share.
-    3. Every class then gets the same total weight (classes are balanced whatever their size).
-    4. Weights are scaled to mean 1, ready for ``sample_weight`` or as sampling probabilities (w / sum).
-    """
-    if not items:
-        return np.zeros(0)
-    labels = [it.label for it in items]
-    cells = [(it.label, it.source, it.sequence) for it in items]
-    cell_n = Counter(cells)
-    cells_in_class = Counter(lab for lab, _, _ in cell_n)
-    w = np.array([1.0 / (cells_in_class[c[0]] * cell_n[c]) for c in cells])
-    classes = sorted(set(labels))
-    lab = np.array(labels)
-    for cls in classes:
-        m = lab == cls
-        w[m] = np.minimum(w[m], cap * np.median(w[m]))
-        w[m] /= w[m].sum() * len(classes)
-    return w * (len(items) / w.sum())
-
-
-# --- report ------------------------------------------------------------------------------------
-
-def external_sets(recipe: Recipe) -> list[External]:
-    """The recipe's external test sets (for evaluation only)."""
-    return list(recipe.external)
-
-
-def _report(argv: list[str] | None = None, out: Callable[[str], None] = print) -> None:
-    import argparse
-
-    from brainscan.training.patient_split import cell_key, grouped_split
-
-    ap = argparse.ArgumentParser(prog="python -m brainscan.training.sources", description="Manifest and split figures.")
-    ap.add_argument("recipe")
-    ap.add_argument("--data-root")
-    ap.add_argument("--cache-dir")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--holdout", action="append", default=[], help="institution to hold out (repeatable runs)")
-    ap.add_argument("--workers", type=int, default=2)
-    args = ap.parse_args(argv)
-    recipe = load_recipe(args.recipe, args.data_root)
-    t0 = time.perf_counter()
-    man = build_manifest(recipe, cache_dir=args.cache_dir, workers=args.workers)
-    out(f"manifest: {len(man)} items in {time.perf_counter() - t0:.1f}s")
-    out(json.dumps(man.stats, indent=1))
-    out(json.dumps(dict(sorted(Counter(cell_key(it) for it in man).items())), indent=1))
-    for hold in [None, *args.holdout]:
-        sp = grouped_split(man, seed=args.seed, holdout_institution=hold)
-        s = sp.summary
-        out(f"\n## seed {args.seed}, holdout_institution={hold}")
-        out(json.dumps({k: s[k] for k in ("items", "by_source", "groups", "cells_missing",
-                                          "official_test_with_near_duplicate_in_training")}, indent=1))
-        out(sp.table())
-    w = sampling_weights([man[i] for i in grouped_split(man, seed=args.seed).parts["train"]])
-    out(f"\nweights (train, no holdout): min {w.min():.3f} median {np.median(w):.3f} max {w.max():.3f}")
-
-
-if __name__ == "__main__":
-    _report(sys.argv[1:])

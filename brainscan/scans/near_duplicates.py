@@ -1,6 +1,7 @@
-"""Near-duplicate machinery shared by the recipe loader (brainscan.training.sources) and the external
-evaluation: perceptual hashes and 64x64 thumbnails cached on disk, pixel correlation, close hash pairs,
-and union-find for grouping. No TensorFlow here.
+"""Near-duplicates of images, one module for every caller (the manifest of a recipe or a dataset folder, the
+Train page's summary, `train --extra-train`, the external sets): the perceptual hash (pHash), hashes and 64x64
+thumbnails cached on disk, pixel correlation, close hash pairs, and the one union-find that groups them.
+No TensorFlow here.
 """
 
 from __future__ import annotations
@@ -15,10 +16,52 @@ from pathlib import Path
 
 import numpy as np
 
-from brainscan.scans.datasets import perceptual_hash
-
+NEAR_DUPLICATE_BITS = 6  # pHash Hamming distance (of 64 bits) at or below which two images are one group
 THUMB_SIDE = 64
 CACHE_VERSION = 1
+
+
+def perceptual_hash(path: str) -> int:
+    """64-bit pHash of an image file, as an int. Every decode goes through brainscan.scans.reader (regular files of
+    at most 512 MB, 40 MP, inside the shared decode budget); DICOM and other files through brainscan.scans.io.
+    Raises brainscan.errors.ScanError for a file that cannot be used."""
+    import imagehash
+    from PIL import Image
+
+    from brainscan.scans import reader
+    from brainscan.scans.io import load_scan, to_uint8
+
+    data = reader.read_file(path)
+    label = reader.label_of(path)
+    try:
+        img = reader.open_image(data, label)
+    except reader.ScanError as err:
+        if "not an image" not in str(err):
+            raise  # too large, too small: the same refusal for DICOM would only cost more
+        img = None
+    if img is None:
+        return int(str(imagehash.phash(Image.fromarray(to_uint8(load_scan(data, label).pixels)))), 16)
+    with img:
+        full, _ = reader.decode_image(img, label, max_side=reader.HASH_SIDE)
+        with reader.BUDGET.reserve(full.size[0] * full.size[1] * 2, label):
+            return int(str(imagehash.phash(full.convert("L"))), 16)
+
+
+def hash_all(paths: list[str], workers: int = 4, errors: dict[int, str] | None = None) -> np.ndarray:
+    """pHashes of paths (no cache). With errors (a dict), a file that cannot be used gets hash 0 and errors[index]
+    says why; without, the first such file raises its ScanError."""
+    return cached_hashes(paths, HashCache(None), workers, errors=errors)
+
+
+def hamming_matrix_min(a: np.ndarray, b: np.ndarray, chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    """For each hash in a: the smallest Hamming distance to any hash in b and its index."""
+    best = np.full(len(a), 65, dtype=np.int64)
+    arg = np.zeros(len(a), dtype=np.int64)
+    for s in range(0, len(a), chunk):
+        d = np.bitwise_count(a[s : s + chunk, None] ^ b[None, :]).astype(np.int64)
+        arg[s : s + chunk] = d.argmin(axis=1)
+        best[s : s + chunk] = d.min(axis=1)
+    return best, arg
 
 
 class HashCache:
@@ -88,20 +131,43 @@ def pixel_correlation(a: np.ndarray, b: np.ndarray) -> float:
     return float(x @ y) / den
 
 
-def cached_hashes(paths: list[str], cache: HashCache, workers: int = 2, stats: dict | None = None) -> np.ndarray:
-    """The pHash of every path as uint64, from the cache where it holds them, computed (and cached) otherwise."""
+def cached_hashes(paths: list[str], cache: HashCache, workers: int = 2, stats: dict | None = None,
+                  errors: dict[int, str] | None = None) -> np.ndarray:
+    """The pHash of every path as uint64, from the cache where it holds them, computed (and cached) otherwise.
+    With errors (a dict), a file that cannot be used gets hash 0 (never cached) and errors[index] says why;
+    without, the first such file raises its ScanError."""
     stats = {} if stats is None else stats
-    keys = [HashCache.key(p) for p in paths]
-    missing = [i for i, k in enumerate(keys) if k not in cache.hashes]
+    keys: list[str | None] = []
+    for i, p in enumerate(paths):
+        try:
+            keys.append(HashCache.key(p))
+        except OSError as err:
+            if errors is None:
+                raise
+            keys.append(None)
+            errors[i] = str(err) or type(err).__name__
+    missing = [i for i, k in enumerate(keys) if k is not None and k not in cache.hashes]
+
+    def one(i: int) -> int | None:
+        try:
+            return perceptual_hash(paths[i])
+        except Exception as err:  # noqa: BLE001 - counted and listed by the caller
+            if errors is None:
+                raise
+            errors[i] = str(err) or type(err).__name__
+            return None
+
     t0 = time.perf_counter()
     if missing:
         with ThreadPoolExecutor(max(1, workers)) as pool:
-            for i, h in zip(missing, pool.map(perceptual_hash, [paths[i] for i in missing]), strict=True):
-                cache.hashes[keys[i]] = f"{h:016x}"
+            for i, h in zip(missing, pool.map(one, missing), strict=True):
+                if h is not None:
+                    cache.hashes[keys[i]] = f"{h:016x}"
         cache.dirty = True
     stats["hash_seconds"] = round(time.perf_counter() - t0, 2)
-    stats["hashed"], stats["hash_cache_hits"] = len(missing), len(paths) - len(missing)
-    return np.array([int(cache.hashes[k], 16) for k in keys], dtype=np.uint64)
+    stats["hashed"], stats["hash_cache_hits"] = len(missing), sum(k is not None for k in keys) - len(missing)
+    return np.array([0 if errors and i in errors else int(cache.hashes[k], 16) for i, k in enumerate(keys)],
+                    dtype=np.uint64)
 
 
 def cached_thumbs(paths: list[str], idx: Iterable[int], cache: HashCache, workers: int = 2) -> dict[int, np.ndarray]:
@@ -151,3 +217,11 @@ class UnionFind:
         roots = [self.find(i) for i in range(len(self.parent))]
         index: dict[int, int] = {}
         return [index.setdefault(r, len(index)) for r in roots]
+
+
+def near_duplicate_groups(hashes: np.ndarray, max_bits: int = NEAR_DUPLICATE_BITS) -> np.ndarray:
+    """Group ids such that images within max_bits of each other share a group (by the hash alone)."""
+    uf = UnionFind(len(hashes))
+    for i, j, _ in close_pairs(hashes, max_bits):
+        uf.union(i, j)
+    return np.array(uf.labels(), dtype=np.int64)
