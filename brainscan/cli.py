@@ -61,21 +61,14 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from brainscan.config import TrainConfig
+    from brainscan.runfolder import config_from_args
     from brainscan.training.run import run
 
     if not args.data and not args.recipe:
         print("error: train needs --data DIR or --recipe FILE", file=sys.stderr)
         return 2
 
-    cfg = TrainConfig(data=args.data or "", out=args.out, arch=args.arch, epochs=args.epochs, img_size=args.img_size,
-                      weights=args.weights, batch_size=args.batch_size, learning_rate=args.lr,
-                      augment=not args.no_augment, seed=args.seed, patience=args.patience, name=args.name or "",
-                      max_images=args.max_images, lesions=args.lesions,
-                      stripped=args.stripped, randconv=args.randconv, vflip=args.vflip,
-                      extra_train=args.extra_train or "", time_limit_s=args.time_limit, recipe=args.recipe or "",
-                      holdout_institution=args.holdout_institution or "", steps_per_epoch=args.steps_per_epoch,
-                      guide_cams=args.guide_cams)
+    cfg = config_from_args(args)  # every TrainConfig field, by the same mapping the run manager writes
     metrics = run(cfg)
     return 0 if metrics else 1  # a stopped run saved no model: scripts must not go on to promote it
 
@@ -272,7 +265,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     from brainscan.cam.methods import CAM_METHODS, DEFAULT_CAM_METHOD
-    from brainscan.config import TRAIN_DEFAULTS as D
+    from brainscan.runfolder import add_train_arguments
     from brainscan.training.architectures import NAMES as ARCHITECTURES
 
     p = _Parser(prog="python -m brainscan", description="BrainScan: brain-MRI tumor check (research demo).")
@@ -322,40 +315,41 @@ def build_parser() -> argparse.ArgumentParser:
     cv.set_defaults(func=cmd_convert)
 
     tr = sub.add_parser("train", help="train a model on a dataset folder, or on several sources (--recipe)")
-    tr.add_argument("--data", help="dataset folder (with --recipe: the data root, default the recipe's own)")
-    tr.add_argument("--recipe", help="a recipe TOML listing several sources (recipes/v3.toml)")
-    tr.add_argument("--holdout-institution", help="with --recipe: an lgg-tcga institution never trained on (e.g. HT)")
-    tr.add_argument("--steps-per-epoch", type=int, default=D["steps_per_epoch"],
-                    help="with --recipe: balanced batches per epoch (0 = training images / batch size)")
-    tr.add_argument("--guide-cams", type=float, default=D["guide_cams"], metavar="W",
-                    help="with --recipe: weight of a loss that pulls the glioma CAM onto the tumour outlines of "
-                         "the training data (0 = off)")
-    tr.add_argument("--out", required=True, help="run folder to create")
-    tr.add_argument("--arch", default=D["arch"], choices=ARCHITECTURES)
-    tr.add_argument("--epochs", type=int, default=D["epochs"])
-    tr.add_argument("--img-size", type=int, default=D["img_size"])
-    tr.add_argument("--weights", default=D["weights"], help="imagenet | none | PATH to a local weights file")
-    tr.add_argument("--batch-size", type=int, default=D["batch_size"])
-    tr.add_argument("--lr", type=float, default=D["learning_rate"])
-    tr.add_argument("--no-augment", action="store_true")
-    tr.add_argument("--lesions", type=float, default=D["lesions"], metavar="P",
-                    help="paint synthetic lesions into this share of tumor-free training images (0 = off)")
-    tr.add_argument("--randconv", type=float, default=D["randconv"], metavar="P",
-                    help="filter training images through a random convolution with this chance (0 = off)")
-    tr.add_argument("--vflip", type=float, default=D["vflip"], metavar="P",
-                    help="show each training image upside down with this chance, so that a scan stored "
-                         "posterior-up reads like one stored anterior-up (0 = off)")
-    tr.add_argument("--stripped", type=float, default=D["stripped"], metavar="P",
-                    help="show each training image skull-stripped and re-cropped with this chance (0 = off)")
-    tr.add_argument("--extra-train", metavar="DIR",
-                    help="a class-folder set (e.g. glioma/ and notumor/ from another hospital) added to the "
-                         "training part only; images near-duplicating a validation or test image are dropped")
-    tr.add_argument("--seed", type=int, default=D["seed"])
-    tr.add_argument("--patience", type=int, default=D["patience"])
-    tr.add_argument("--max-images", type=int, default=D["max_images"], help="cap the training images (quick demos)")
-    tr.add_argument("--time-limit", type=float, default=D["time_limit_s"], metavar="SECONDS",
-                    help="stop training after this many seconds and keep the best epoch so far (0: no limit)")
-    tr.add_argument("--name")
+    add_train_arguments(tr, {  # one option per TrainConfig field (brainscan.runfolder); here their help and order
+        "data": {"help": "dataset folder (with --recipe: the data root, default the recipe's own)"},
+        "recipe": {"help": "a recipe TOML listing several sources (recipes/v3.toml)"},
+        "holdout_institution": {"help": "with --recipe: an lgg-tcga institution never trained on (e.g. HT)"},
+        "steps_per_epoch": {"help": "with --recipe: balanced batches per epoch (0 = training images / batch size)"},
+        "guide_cams": {"metavar": "W", "help": "with --recipe: weight of a loss that pulls the glioma CAM onto the "
+                                               "tumour outlines of the training data (0 = off)"},
+        "out": {"required": True, "help": "run folder to create"},
+        "arch": {"choices": ARCHITECTURES},
+        "epochs": {},
+        "img_size": {},
+        "weights": {"help": "imagenet | none | PATH to a local weights file"},
+        "batch_size": {},
+        "learning_rate": {},
+        "augment": {},
+        "lesions": {"metavar": "P", "help": "paint synthetic lesions into this share of tumor-free training images "
+                                            "(0 = off)"},
+        "randconv": {"metavar": "P", "help": "filter training images through a random convolution with this chance "
+                                             "(0 = off)"},
+        "vflip": {"metavar": "P", "help": "show each training image upside down with this chance, so that a scan "
+                                          "stored posterior-up reads like one stored anterior-up (0 = off)"},
+        "stripped": {"metavar": "P", "help": "show each training image skull-stripped and re-cropped with this "
+                                             "chance (0 = off)"},
+        "extra_train": {"metavar": "DIR", "help": "a class-folder set (e.g. glioma/ and notumor/ from another "
+                                                  "hospital) added to the training part only; images "
+                                                  "near-duplicating a validation or test image are dropped"},
+        "seed": {},
+        "patience": {},
+        "max_images": {"help": "cap the training images (quick demos)"},
+        "time_limit_s": {"metavar": "SECONDS", "help": "stop training after this many seconds and keep the best "
+                                                       "epoch so far (0: no limit)"},
+        "name": {},
+        "val_fraction": {"metavar": "F", "help": "share of the images (patient groups) kept for validation (0.15)"},
+        "test_fraction": {"metavar": "F", "help": "share of the images (patient groups) kept for the test (0.15)"},
+    })
     tr.set_defaults(func=cmd_train)
 
     ev = sub.add_parser("evaluate", help="metrics of a model on a labelled folder")

@@ -150,6 +150,8 @@ def check_config(cfg: dict, limits: Limits) -> list[str]:
         problems.append("Starting weights must be 'none' or 'imagenet'.")
     if cfg.get("extra_train"):
         problems.append("Extra training folders are not available here.")
+    if cfg.get("recipe"):
+        problems.append("Recipes are not available here; choose one of the offered datasets or upload a zip.")
     return problems
 
 

@@ -3,8 +3,9 @@
 Called by the Train page (at most once a minute per server process) and by ``python -m brainscan janitor``.
 Never touches a run that is running or queued, nor an upload such a run trains on. What it does:
 
-1. leftovers of a kill in the middle of a save (``.model-new*``, ``.*.tmp-*``, ``.*.new-*`` inside runs);
-   a run folder without card.json that no longer runs loses its half-moved model files;
+1. leftovers of a kill in the middle of a save (brainscan.runfolder.KILLED_SAVE_PATTERNS: ``.model-new*``,
+   ``.*.tmp-*``, ``.*.new-*``, ``.*.old-*`` inside runs); a run folder without card.json that no longer runs
+   loses its half-moved model files;
 2. with ``max_age_s``: uploads and finished/failed/stopped runs older than that are removed;
 3. with ``max_total_mb``: the oldest removable entries go until runs/ (uploads included) fits.
 """
@@ -19,11 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from brainscan.modelfolder import read_json
+from brainscan.runfolder import CONFIG_FILE, UPLOADS, read_status, remove_killed_save
 
 PROTECTED_STATES = ("running", "queued")
-PARTIAL_MODEL_FILES = ("model.keras", "model.tflite", "head.npz", "ood.npz")
-LEFTOVER_PATTERNS = (".model-new*", ".*.tmp-*", ".*.new-*", ".*.old-*")
-UPLOADS = "uploads"
 
 
 @dataclass
@@ -64,7 +63,7 @@ def _state(run_dir: Path) -> str:
     """The run's state, with a 'running' run whose process is gone counted as not running."""
     from brainscan.runs import pid_alive
 
-    status = read_json(run_dir / "status.json")
+    status = read_status(run_dir)
     state = str(status.get("state") or "")
     if state == "running" and not pid_alive(status.get("pid"), run_dir):
         return "crashed"
@@ -72,7 +71,7 @@ def _state(run_dir: Path) -> str:
 
 
 def _age_stamp(path: Path) -> float:
-    status = read_json(path / "status.json") if path.is_dir() else {}
+    status = read_status(path) if path.is_dir() else {}
     with contextlib.suppress(OSError):
         return float(status.get("ended") or status.get("updated") or path.stat().st_mtime)
     return 0.0
@@ -94,19 +93,11 @@ def sweep(runs_dir: str | os.PathLike, max_age_s: float | None = None, max_total
         state = _state(entry)
         if state in PROTECTED_STATES:
             protected.add(entry.resolve())
-            data = (read_json(entry / "config.json").get("data") or "")
+            data = (read_json(entry / CONFIG_FILE).get("data") or "")
             if data:
                 protected.add(Path(data).resolve())
             continue
-        for pattern in LEFTOVER_PATTERNS:
-            for left in entry.glob(pattern):
-                report.leftovers.append(str(left))
-                _remove(left)
-        if not (entry / "card.json").is_file():
-            for name in PARTIAL_MODEL_FILES:
-                if (entry / name).exists():
-                    report.leftovers.append(str(entry / name))
-                    _remove(entry / name)
+        report.leftovers += [str(p) for p in remove_killed_save(entry)]
         candidates.append((_age_stamp(entry), entry))
     uploads = root / UPLOADS
     if uploads.is_dir():

@@ -2,12 +2,14 @@
 
 Covers the issue's abuse cases: no typed server paths, runs belong to the session that started them (only it
 sees and stops them), a fair queue instead of one visitor holding the slot, limits on the settings, and
-promotion for everyone only with the operator key.
+promotion for everyone only with the operator key. Runs start tests/fake_brainscan_trainer.py (no TensorFlow;
+one epoch a second, so a run stays in training while the test looks at it).
 """
 
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,6 +37,8 @@ def env(tmp_path: Path, monkeypatch, phantoms: str) -> Iterator[Path]:
     monkeypatch.setenv(hosting.HOSTED_ENV, "1")
     monkeypatch.setenv(hosting.DATASETS_ENV, f"Phantoms={phantoms}")
     monkeypatch.delenv(hosting.OPERATOR_KEY, raising=False)
+    fake = Path(__file__).resolve().with_name("fake_brainscan_trainer.py")
+    monkeypatch.setattr(runs.process, "TRAINER", [sys.executable, str(fake), "--epoch-seconds=1", "train"])
     yield tmp_path
     for info in runs.list_runs(tmp_path / "runs"):
         if info.state in ("running", "queued"):

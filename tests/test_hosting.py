@@ -36,6 +36,7 @@ def test_limits_name_every_problem() -> None:
         assert word in problems
     assert hosting.check_config({**ok, "max_images": 100_000}, lim)
     assert hosting.check_config({**ok, "extra_train": "/etc"}, lim)
+    assert "Recipes are not available here" in " ".join(hosting.check_config({**ok, "recipe": "recipes/v3.toml"}, lim))
     assert hosting.check_config(bad, hosting.Limits()) == [], "local mode: the page's ranges only"
 
 

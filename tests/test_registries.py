@@ -1,10 +1,11 @@
 """One registry each for architectures and CAM methods: the CLI, the run manager and the pages read them."""
 
 import argparse
+import dataclasses
 
 import pytest
 
-from brainscan import cli, runs
+from brainscan import cli, runfolder, runs
 from brainscan.cam import methods as cam_methods
 from brainscan.training import architectures
 
@@ -27,20 +28,25 @@ def test_the_cli_offers_exactly_the_registered_architectures_and_cam_methods():
 def test_the_run_manager_accepts_a_new_registry_entry_without_other_edits(monkeypatch, tmp_path):
     entry = architectures.Architecture("tiny", "Tiny test network", False, lambda *a: None)
     monkeypatch.setitem(architectures.ARCHITECTURES, "tiny", entry)
-    assert runs._config_dict({"data": str(tmp_path), "arch": "tiny"})["arch"] == "tiny"
+    assert runs.config_dict({"data": str(tmp_path), "arch": "tiny"})["arch"] == "tiny"
     with pytest.raises(runs.RunError, match="Unknown architecture 'nope'; choose one of compact, "):
-        runs._config_dict({"data": str(tmp_path), "arch": "nope"})
+        runs.config_dict({"data": str(tmp_path), "arch": "nope"})
 
 
 def test_the_cli_train_defaults_are_the_training_config_defaults():
-    from brainscan.config import TRAIN_DEFAULTS
+    """Every TrainConfig field (taken from the dataclass, so a new field cannot escape) has its option, whose
+    default as parsed is the field's default."""
+    from brainscan.config import TRAIN_DEFAULTS, TrainConfig
 
     args = cli.build_parser().parse_args(["train", "--data", "d", "--out", "o"])
-    assert {k: getattr(args, k) for k in ("arch", "epochs", "img_size", "weights", "batch_size", "seed", "patience",
-                                          "max_images", "lesions", "randconv", "stripped", "vflip")} == \
-        {k: TRAIN_DEFAULTS[k] for k in ("arch", "epochs", "img_size", "weights", "batch_size", "seed", "patience",
-                                        "max_images", "lesions", "randconv", "stripped", "vflip")}
-    assert args.lr == TRAIN_DEFAULTS["learning_rate"]
+    assert runfolder.config_from_args(args) == TrainConfig(data="d", out="o")
+    flags = {f.field: f for f in runfolder.TRAIN_FLAGS}
+    for field in dataclasses.fields(TrainConfig):
+        if field.name in ("data", "out"):
+            continue
+        raw = getattr(args, flags[field.name].dest)  # e.g. args.lr, args.no_augment
+        parsed = (not field.default if raw else field.default) if flags[field.name].type is bool else raw
+        assert parsed == TRAIN_DEFAULTS[field.name] == field.default, field.name
 
 
 def test_every_cam_method_has_its_closed_form_and_labels():

@@ -21,15 +21,14 @@ import numpy as np
 
 from brainscan.config import TrainConfig
 from brainscan.evaluation.metrics import classification_metrics
-from brainscan.modelfolder import CARD_FILE, WEIGHT_FILES, read_json, write_json
+from brainscan.modelfolder import CARD_FILE, WEIGHT_FILES, write_json
+from brainscan.runfolder import update_status
 from brainscan.training.prepare import Prepared, prepare
 from brainscan.training.progress import Progress, log, write_progress
 
 
 def set_status(run: Path, state: str, **extra) -> None:
-    status = read_json(run / "status.json")
-    status.update(state=state, updated=time.time(), **extra)
-    write_json(run / "status.json", status)
+    update_status(run, state=state, **extra)
 
 
 def lesion_target(classes: list[str]) -> int | None:
@@ -52,9 +51,10 @@ def run(cfg: TrainConfig) -> dict:
     run_dir = Path(cfg.out)
     run_dir.mkdir(parents=True, exist_ok=True)
     _Stop.started = time.time()
+    _Stop.requested = _Stop.time_up = False  # an earlier run in this process may have been stopped
     write_json(run_dir / "config.json", asdict(cfg))
     set_status(run_dir, "running", pid=os.getpid(), started=time.time())
-    signal.signal(signal.SIGTERM, lambda *_: setattr(_Stop, "requested", True))
+    previous = signal.signal(signal.SIGTERM, lambda *_: setattr(_Stop, "requested", True))
     try:
         result = _run(cfg, run_dir)
     except KeyboardInterrupt:
@@ -63,6 +63,8 @@ def run(cfg: TrainConfig) -> dict:
     except Exception as err:
         set_status(run_dir, "failed", message=f"{type(err).__name__}: {err}", ended=time.time())
         raise
+    finally:  # in-process training (tests, notebooks) gets its own SIGTERM handling back
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
     return result
 
 
