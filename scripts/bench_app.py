@@ -109,7 +109,8 @@ def main() -> int:
             page.goto(url)
             page.get_by_role("heading", name="BrainScan", exact=True).wait_for()
             result["cold_home_heading_visible_s"] = round(time.perf_counter() - t0, 2)
-            result["home_after_healthy_s"] = round(result["cold_home_heading_visible_s"] - result["server_healthy_s"], 2)
+            result["home_after_healthy_s"] = round(result["cold_home_heading_visible_s"]
+                                                   - result["server_healthy_s"], 2)
             result["memory_after_home"] = memory(proc.pid)
 
             times = [one_scan(page, url, test_png(args.size, seed), f"bench_{seed}.png")

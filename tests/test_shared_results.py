@@ -52,10 +52,10 @@ def test_bounded_least_recently_used_and_failures_are_not_kept():
 @pytest.fixture
 def counted(monkeypatch, tiny_model):
     """BRAINSCAN_MODEL set; every scan check and library-case check counted."""
+    import streamlit as st
+
     import brainscan.app.case_check as case_check
     import brainscan.check as check
-
-    import streamlit as st
 
     monkeypatch.setenv("BRAINSCAN_MODEL", tiny_model)
     st.cache_resource.clear()  # a fresh model holder: nothing checked yet by earlier tests in this process

