@@ -417,10 +417,11 @@ def test_the_real_trainer_end_to_end_and_its_model_promoted(runs_dir: Path, phan
     assert info.progress.epoch == 2 and any("Finished" in ln for ln in info.log_tail)
     assert runs.active_run() is None
 
-    from brainscan.runtime.keras_model import load_model
+    from brainscan.runtime.inference import load_model
 
     dst = runs.promote(run_dir, name="demo")
-    for name in ("model.keras", "card.json", "ood.npz", "metrics.json", "history.json", "split.json"):
+    for name in ("model.keras", "model.tflite", "head.npz", "card.json", "ood.npz", "metrics.json", "history.json",
+                 "split.json"):
         assert (dst / name).is_file(), name
-    model = load_model(dst)
+    model = load_model(dst)  # as the app loads it: LiteRT, no TensorFlow in this process
     assert model.classes == ["notumor", "tumor"] and model.size == 32
