@@ -9,6 +9,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from brainscan.app import deployment
 from brainscan.app.ui import keep_training_queue_moving, start_model_loading
 
 HERE = Path(__file__).resolve().parent
@@ -23,9 +24,15 @@ def main() -> None:
         st.Page("pages/cases.py", title="Case library", icon=":material/photo_library:"),
         st.Page("pages/quiz.py", title="Quiz", icon=":material/quiz:"),
     ]
-    if (HERE / "pages" / "train.py").exists():
+    train = deployment.train_page_mode() if (HERE / "pages" / "train.py").exists() else deployment.OFF
+    if train == deployment.ON:
         pages.append(st.Page("pages/train.py", title="Train a model", icon=":material/model_training:"))
-    keep_training_queue_moving()  # hosted: a queued run starts even when no Train page is open
+        keep_training_queue_moving()  # hosted: a queued run starts even when no Train page is open
+    else:  # off: not in the menu, and /train says why; no TensorFlow: in the menu, saying why
+        sentence = deployment.OFF_SENTENCE if train == deployment.OFF else deployment.NO_TENSORFLOW_SENTENCE
+        pages.append(st.Page(deployment.unavailable_page(sentence), title="Train a model", url_path="train",
+                             icon=":material/model_training:",
+                             visibility="hidden" if train == deployment.OFF else "visible"))
     start_model_loading()  # in the background: the first scan of the first visitor finds it loaded and warm
     st.navigation(pages, position="top").run()
 

@@ -8,6 +8,7 @@ The unfamiliar-scan score combines the feature check (Mahalanobis, here) and the
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from brainscan.errors import ModelError
-from brainscan.modelfolder import LITE_FILE, has_lite_files, read_folder
+from brainscan.modelfolder import HEAD_FILE, LITE_FILE, has_lite_files, read_folder
 from brainscan.runtime import familiarity
 
 BACKENDS = ("auto", "litert", "keras")
@@ -67,6 +68,10 @@ def load_model(path: str | os.PathLike | None = None, backend: str = "auto") -> 
                 raise
     elif backend == "litert":
         raise ModelError(f"{folder} has no {LITE_FILE}; save it again with brainscan to add one.")
+    if importlib.util.find_spec("keras") is None:  # the serving image (requirements-serve.txt): LiteRT only
+        raise ModelError(f"The model in {folder.name} has no {LITE_FILE} and {HEAD_FILE} that LiteRT can run, and "
+                         "this installation has no TensorFlow for its model.keras: add them with `python -m brainscan "
+                         "export-litert MODEL_DIR` where requirements.txt is installed.")
     from brainscan.runtime.keras_model import load_keras_model
 
     return load_keras_model(folder, card, ood)
