@@ -1,4 +1,4 @@
-"""The serving image without TensorFlow and the Train page switch.
+"""The serving image without TensorFlow, the Train page switch, and the deployment files read as data.
 
 The serving image (Dockerfile) installs requirements-serve.txt: the app on the LiteRT runtime only. Here, in the
 full environment, a subprocess makes TensorFlow, Keras, tf-keras-vis, scikit-learn and imagehash unimportable and
@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
+from haproxy_config import render_haproxy
 from streamlit.testing.v1 import AppTest
 
 from brainscan.app import deployment
@@ -169,3 +172,54 @@ def test_a_folder_without_litert_files_is_refused_in_words_without_tensorflow(tm
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.startswith("The model in old-model has no model.tflite and head.npz that LiteRT can run"), out
+
+
+# --- the deployment files ----------------------------------------------------------------------------------
+
+def compose() -> dict:
+    return yaml.safe_load((ROOT / "deploy" / "compose.yaml").read_text())
+
+
+def haproxy_servers() -> list[tuple[str, str, str]]:
+    """(name, address, cookie) of every `server` line of deploy/haproxy.cfg."""
+    out = []
+    for line in (ROOT / "deploy" / "haproxy.cfg").read_text().splitlines():
+        words = line.split("#", 1)[0].split()
+        if words[:1] == ["server"]:
+            out.append((words[1], words[2], words[words.index("cookie") + 1]))
+    return out
+
+
+def test_every_replica_has_one_server_line_and_the_other_way_round():
+    services = compose()["services"]
+    replicas = sorted(name for name in services if name != "proxy")
+    servers = haproxy_servers()
+    assert len(replicas) >= 2
+    assert sorted(name for name, _, _ in servers) == replicas
+    for name, address, cookie in servers:
+        assert address == f"{name}:8501" and cookie == name
+    for name in replicas:
+        app = services[name]
+        assert app["environment"]["BRAINSCAN_TRAIN_PAGE"] == "off"
+        assert any(v.endswith(":ro") and ":/app/models" in v for v in app["volumes"]), app["volumes"]
+    proxy = services["proxy"]
+    assert set(proxy["depends_on"]) == set(replicas)
+    assert all(c["condition"] == "service_healthy" for c in proxy["depends_on"].values())
+
+
+def test_haproxy_configuration_is_valid(tmp_path):
+    """`haproxy -c` on the shipped file (its replica names resolve only inside compose: haproxy warns and starts
+    them in maintenance until Docker's DNS answers) and on the loopback version tests/e2e/test_replicas.py runs."""
+    if shutil.which("haproxy") is None:
+        if os.environ.get("CI"):
+            pytest.fail("haproxy is missing; scripts/test.sh installs Debian's haproxy package.")
+        pytest.skip("haproxy is missing (install Debian's haproxy package, as scripts/test.sh does)")
+    out = subprocess.run(["haproxy", "-c", "-f", str(ROOT / "deploy" / "haproxy.cfg")], capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0, out.stdout + out.stderr
+    warnings = [line for line in out.stderr.splitlines() if "WARNING" in line or "ALERT" in line]
+    assert warnings and all("could not resolve address" in w for w in warnings), warnings
+    loopback = tmp_path / "haproxy.cfg"
+    loopback.write_text(render_haproxy({"app1": "127.0.0.1:18501", "app2": "127.0.0.1:18502"}, "127.0.0.1:18080"))
+    out = subprocess.run(["haproxy", "-c", "-f", str(loopback)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and "WARNING" not in out.stderr and "ALERT" not in out.stderr, out.stderr
