@@ -4,11 +4,12 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-# chromium for the browser tests; poppler-utils (pdftoppm) renders the scan report's PDF in the report tests
-if [ ! -x /usr/bin/chromium ] || ! command -v pdftoppm >/dev/null; then
+# chromium for the browser tests; poppler-utils (pdftoppm) renders the scan report's PDF in the report tests;
+# haproxy runs deploy/haproxy.cfg in front of two app replicas (tests/e2e/test_replicas.py, tests/test_serving.py)
+if [ ! -x /usr/bin/chromium ] || ! command -v pdftoppm >/dev/null || [ ! -x /usr/sbin/haproxy ]; then
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
-  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq chromium poppler-utils >/dev/null \
-    || { echo "could not install chromium and poppler-utils"; exit 1; }
+  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq chromium poppler-utils haproxy >/dev/null \
+    || { echo "could not install chromium, poppler-utils and haproxy"; exit 1; }
 fi
 python -m pip install -q --disable-pip-version-check -r requirements-dev.txt || { echo "pip install failed"; exit 1; }
 
