@@ -148,3 +148,35 @@ def _cleanup(dest: Path, created: bool, written: list[Path]) -> None:
         return
     for p in written:
         p.unlink(missing_ok=True)
+
+
+def zip_members(data: bytes, max_total_bytes: int = 512 * MB, max_files: int = 2048, max_ratio: float = 100
+                ) -> list[tuple[str, bytes]]:
+    """The files of a zip (bytes) in memory, as (path inside the zip, bytes), after the same checks as
+    extract_zip (paths, links, encryption, counts, declared and actual sizes, inflation ratio); ArchiveError
+    otherwise. Nothing is written to disk."""
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(data))
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError) as err:
+        raise ArchiveError("The upload is not a readable zip file.") from err
+    out: list[tuple[str, bytes]] = []
+    total = 0
+    with zf:
+        entries = _check(zf.infolist(), max_total_bytes, max_files, max_ratio, len(data))
+        try:
+            for info, parts in entries:
+                if info.is_dir():
+                    continue
+                with zf.open(info) as src:
+                    chunk = src.read(info.file_size + 1)
+                if len(chunk) > info.file_size:
+                    raise ArchiveError(f"{info.filename} unpacks to more bytes than the zip declares; it was not read.")
+                total += len(chunk)
+                if total > max_total_bytes:
+                    raise ArchiveError(f"The zip unpacks to more than {max_total_bytes / MB:,.0f} MB.")
+                out.append(("/".join(parts), chunk))
+        except zipfile.BadZipFile as err:
+            raise ArchiveError("The zip is damaged or inconsistent; it was not read.") from err
+        except (OSError, EOFError, RuntimeError, NotImplementedError, ValueError) as err:
+            raise ArchiveError(f"The zip could not be read ({type(err).__name__}).") from err
+    return out

@@ -40,7 +40,8 @@ from brainscan.errors import ScanError
 from brainscan.scans import reader
 from brainscan.scans.pixels import MAX_PIXELS, MIN_SIDE, luma
 
-__all__ = ["MAX_TOTAL_PIXELS", "SAFE_TAGS", "dicom_size", "looks_like_dicom", "read_dicom"]
+__all__ = ["MAX_TOTAL_PIXELS", "SAFE_TAGS", "Frames", "SliceHeader", "dicom_size", "looks_like_dicom", "read_dicom",
+           "read_frames", "slice_header"]
 
 log = logging.getLogger(__name__)
 
@@ -682,3 +683,148 @@ def _decode(ds: Dataset, tsyntax: str, index: int, n_frames: int, notes: list[st
     meta["window"] = window
     pixels = np.nan_to_num(np.asarray(pixels, dtype=np.float32), nan=0.0, posinf=1.0, neginf=0.0)
     return np.ascontiguousarray(np.clip(pixels, 0.0, 1.0)), n_frames, index, meta, notes
+
+
+# --- series and multi-frame volumes (brainscan.scans.series) ----------------------------------------------------
+# Geometry only: positions, orientation, spacing, instance number, and the series UID to group files by (a UID is
+# never shown, logged or written). Parsed through _parse like everything else, so the same limits apply.
+
+@dataclass(frozen=True)
+class SliceHeader:
+    """Where a DICOM file's frames lie: what brainscan.scans.series sorts and checks a series with."""
+
+    series: str  # SeriesInstanceUID ("" when absent): grouping only
+    rows: int
+    cols: int
+    frames: int
+    orientation: tuple[float, ...] | None  # ImageOrientationPatient (row then column direction, LPS)
+    positions: tuple[tuple[float, float, float], ...]  # ImagePositionPatient of each frame (LPS mm); () if absent
+    spacing: tuple[float, float] | None  # PixelSpacing (between rows, between columns) in mm
+    instance: int | None  # InstanceNumber
+    thickness: float | None
+    colour: bool
+    bytes_per_pixel: int = 2
+    orientations_differ: bool = False  # an enhanced file whose frames lie in different planes
+
+
+def _floats(value: Any, n: int) -> tuple[float, ...] | None:
+    try:
+        out = tuple(float(v) for v in value)
+    except (TypeError, ValueError):
+        return None
+    return out if len(out) == n and all(np.isfinite(out)) else None
+
+
+def _item(ds: Any, sequence: str) -> Any:
+    seq = _get(ds, sequence)
+    try:
+        return seq[0] if seq else None
+    except Exception:  # noqa: BLE001 - a malformed sequence is "absent"
+        return None
+
+
+def _functional(shared: Any, frame: Any, sequence: str, keyword: str) -> Any:
+    """keyword from a per-frame functional group, else from the shared one (enhanced multi-frame)."""
+    for group in (frame, shared):
+        item = _item(group, sequence) if group is not None else None
+        value = _get(item, keyword) if item is not None else None
+        if value is not None:
+            return value
+    return None
+
+
+def slice_header(data: bytes) -> SliceHeader:
+    """The geometry of a DICOM file from its header alone (no pixel data decoded); ScanError if unreadable."""
+    ds = _parse(_source(data), header=True)
+    geom = _Geometry.of(ds)
+    photometric = str(_get(ds, "PhotometricInterpretation") or "MONOCHROME2").strip().upper()
+    shared = _item(ds, "SharedFunctionalGroupsSequence")
+    per_frame = _get(ds, "PerFrameFunctionalGroupsSequence")
+    orientation = _floats(_get(ds, "ImageOrientationPatient"), 6)
+    spacing = _floats(_get(ds, "PixelSpacing"), 2)
+    positions: list[tuple[float, float, float]] = []
+    differ = False
+    if per_frame:
+        try:
+            groups = list(per_frame)[: geom.frames]
+        except Exception:  # noqa: BLE001
+            groups = []
+        seen = set()
+        for group in groups:
+            pos = _floats(_functional(shared, group, "PlanePositionSequence", "ImagePositionPatient"), 3)
+            ori = _floats(_functional(shared, group, "PlaneOrientationSequence", "ImageOrientationPatient"), 6)
+            if pos is None:
+                positions = []
+                break
+            positions.append(pos)  # type: ignore[arg-type]
+            if ori is not None:
+                seen.add(tuple(round(v, 3) for v in ori))
+                orientation = orientation or ori
+        differ = len(seen) > 1
+        spacing = spacing or _floats(_functional(shared, groups[0] if groups else None, "PixelMeasuresSequence",
+                                                 "PixelSpacing"), 2)
+    if not positions:
+        pos = _floats(_get(ds, "ImagePositionPatient"), 3)
+        positions = [pos] if pos is not None and geom.frames == 1 else []  # type: ignore[list-item]
+    series = _get(ds, "SeriesInstanceUID")
+    instance = _get(ds, "InstanceNumber")
+    thickness = _float_or_none(_first(_get(ds, "SliceThickness")))
+    return SliceHeader(str(series or "").strip(), geom.rows, geom.cols, geom.frames, orientation, tuple(positions),
+                       spacing, None if instance in (None, "") else _int(instance, 0), thickness,
+                       geom.samples > 1 or photometric not in ("MONOCHROME1", "MONOCHROME2"), (geom.bits + 7) // 8,
+                       differ)
+
+
+@dataclass(frozen=True)
+class Frames:
+    """A DICOM file's frames as stored values, with what turns them into modality values."""
+
+    pixels: np.ndarray  # (frames, rows, cols), the stored integer (or float) type
+    slope: np.ndarray  # per frame: modality value = stored * slope + intercept
+    intercept: np.ndarray
+    monochrome1: bool
+    metadata: dict[str, object]
+
+
+def read_frames(data: bytes) -> Frames:
+    """Every frame of a (monochrome) DICOM file as stored values, within the same header checks and decode budget
+    as read_dicom: no window, no flip, no float copy (the series is windowed once, as a whole)."""
+    src = _source(data)
+    head = _parse(src, header=True)
+    geom, tsyntax = _Geometry.of(head), _syntax(src, head)
+    del head
+    _check(geom, tsyntax, 0, MAX_PIXELS, MIN_SIDE)
+    with reader.BUDGET.reserve(_memory(src, geom) + geom.declared_bytes, "This DICOM series"):
+        ds = _parse(src, header=False)
+        if "PixelData" not in ds:
+            raise ScanError("This DICOM file has no image (no pixel data).")
+        if _Geometry.of(ds) != geom:
+            raise ScanError(_DAMAGED)
+        if not src.tsyntax:
+            ds.file_meta.TransferSyntaxUID = UID(tsyntax)
+        photometric = str(_get(ds, "PhotometricInterpretation") or "MONOCHROME2").strip().upper()
+        if geom.samples > 1 or photometric not in ("MONOCHROME1", "MONOCHROME2"):
+            raise ScanError("This DICOM series is in colour; only grayscale series can be checked as a volume.")
+        for index in range(geom.frames):
+            _check_codestream(ds, tsyntax, geom, index)
+        try:
+            arr = pixel_array(ds) if geom.frames > 1 else pixel_array(ds, index=0)
+        except Exception as exc:  # noqa: BLE001 - only the type is logged (privacy)
+            log.debug("DICOM pixel decode failed: %s", type(exc).__name__)
+            raise ScanError(f"Could not decode the images in this DICOM file; the data may be damaged "
+                            f"({ts_name(tsyntax)}, {tsyntax}).") from None
+        arr = np.asarray(arr).reshape(geom.frames, geom.rows, geom.cols)
+        slope = np.ones(geom.frames)
+        intercept = np.zeros(geom.frames)
+        shared = _item(ds, "SharedFunctionalGroupsSequence")
+        per_frame = _get(ds, "PerFrameFunctionalGroupsSequence")
+        groups = list(per_frame)[: geom.frames] if per_frame else [None] * geom.frames
+        for i, group in enumerate(groups):
+            s = _float_or_none(_functional(shared, group, "PixelValueTransformationSequence", "RescaleSlope"))
+            b = _float_or_none(_functional(shared, group, "PixelValueTransformationSequence", "RescaleIntercept"))
+            s = s if s is not None else _float_or_none(_get(ds, "RescaleSlope"))
+            b = b if b is not None else _float_or_none(_get(ds, "RescaleIntercept"))
+            slope[i] = s if s not in (None, 0.0) else 1.0
+            intercept[i] = b or 0.0
+        meta = _metadata(ds, tsyntax, geom.frames)
+    return Frames(arr, slope, intercept, photometric == "MONOCHROME1", meta)
