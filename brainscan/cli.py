@@ -1,5 +1,6 @@
 """Command line: python -m brainscan {predict,convert,train,evaluate,external,pointing,familiarity,uncertainty,
-sanity,promote,export-litert,bench,janitor} ... (`python -m brainscan --help` lists them; a test checks this list)
+sanity,volumes-eval,promote,export-litert,bench,janitor} ... (`python -m brainscan --help` lists them; a test checks
+this list)
 
 Bad input never produces a traceback: each file that cannot be used gets one JSON line with an
 error sentence, and the exit status says whether everything worked (0), a file was refused (1) or
@@ -35,17 +36,18 @@ def _emit(obj: dict) -> None:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from brainscan.check import check_file, load_checker
+    """One line per volume (a NIfTI file, a DICOM series in a folder or zip) and per other file, in input order
+    (brainscan.volume_check.predict_paths); with --slices one per slice as before."""
+    from brainscan.check import load_checker
+    from brainscan.volume_check import predict_paths
 
-    files = _expand(args.paths)
-    if not files:
+    if not _expand(args.paths):
         print("error: no input files found", file=sys.stderr)
         return 2
     checker = load_checker(args.model)
     failed = False
-    for f in files:
-        result = check_file(checker, f, cam=args.cam or bool(args.cam_out), cam_method=args.cam_method,
-                            cam_out=args.cam_out)
+    for result in predict_paths(checker, args.paths, cam=args.cam, cam_method=args.cam_method, cam_out=args.cam_out,
+                                slices=args.slices, volume_index=args.volume):
         failed |= "error" in result
         _emit(result)
     return 1 if failed else 0
@@ -248,6 +250,15 @@ def cmd_export_litert(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_volumes_eval(args: argparse.Namespace) -> int:
+    from brainscan.evaluation.volumes import run, summary_lines
+
+    result = run(args.model, args.data, write=not args.no_write, per_volume=args.per_volume,
+                 log=lambda line: print(line, file=sys.stderr))
+    print(json.dumps(result, indent=2, default=str) if args.json else "\n".join(summary_lines(result)))
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from brainscan.bench import format_report, run_bench
 
@@ -265,6 +276,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     from brainscan.cam.methods import CAM_METHODS, DEFAULT_CAM_METHOD
+    from brainscan.config import DISTRIBUTE_CHOICES
     from brainscan.runfolder import add_train_arguments
     from brainscan.training.architectures import NAMES as ARCHITECTURES
 
@@ -299,10 +311,16 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("model")
     ex.set_defaults(func=cmd_export_litert)
 
-    pr = sub.add_parser("predict", help="classify scans; JSON Lines on stdout")
+    pr = sub.add_parser("predict", help="classify scans and volumes (NIfTI, a folder or zip of a DICOM series); "
+                                        "JSON Lines on stdout")
     pr.add_argument("paths", nargs="+")
     pr.add_argument("--model", help="model folder (default: the one in models/)")
-    pr.add_argument("--cam", action="store_true", help="add cam_peak [x, y] in original pixel coordinates")
+    pr.add_argument("--cam", action="store_true", help="add cam_peak [x, y] in original pixel coordinates (a volume: "
+                                                       "on its peak slice, and cam_peak_ras_mm [x, y, z] in RAS+ mm)")
+    pr.add_argument("--slices", action="store_true", help="one line per slice instead of one per volume (DICOM "
+                                                          "files one each, as before; a NIfTI file one per slice)")
+    pr.add_argument("--volume", type=int, default=None, metavar="N",
+                    help="for a 4-D NIfTI file (DWI, fMRI): check volume N (from 0)")
     pr.add_argument("--cam-method", default=DEFAULT_CAM_METHOD, choices=CAM_METHODS)
     pr.add_argument("--cam-out", help="also write heatmap overlays (PNG) to this folder")
     pr.set_defaults(func=cmd_predict)
@@ -349,6 +367,12 @@ def build_parser() -> argparse.ArgumentParser:
         "name": {},
         "val_fraction": {"metavar": "F", "help": "share of the images (patient groups) kept for validation (0.15)"},
         "test_fraction": {"metavar": "F", "help": "share of the images (patient groups) kept for the test (0.15)"},
+        "distribute": {"choices": DISTRIBUTE_CHOICES, "metavar": "mirrored|multi-worker",
+                       "help": "mirrored: train on every local GPU at once (tf.distribute.MirroredStrategy); "
+                               "multi-worker is refused: Keras 3 does not train with MultiWorkerMirroredStrategy "
+                               "(keras-team/keras#20585)"},
+        "cpu_replicas": {"metavar": "N", "help": "with --distribute mirrored and no GPU: split the CPU into N replicas "
+                                                 "(exercises the mirrored path; no speed-up)"},
     })
     tr.set_defaults(func=cmd_train)
 
@@ -384,6 +408,16 @@ def build_parser() -> argparse.ArgumentParser:
     pg.add_argument("--json", action="store_true")
     pg.set_defaults(func=cmd_pointing)
 
+    ve = sub.add_parser("volumes-eval", help="choose the volume rule on validation patients and measure it on held-out "
+                                             "ones (writes volume.json into the model folder)")
+    ve.add_argument("model", nargs="?", default="models/default")
+    ve.add_argument("--data", required=True, help="the shared data folder (lgg-tcga-slices, ms-ljubljana-slices, "
+                                                  "ms-ljubljana-volumes)")
+    ve.add_argument("--no-write", action="store_true", help="measure only; leave volume.json as it is")
+    ve.add_argument("--per-volume", metavar="FILE", help="also write every volume's per-slice probabilities (JSON)")
+    ve.add_argument("--json", action="store_true")
+    ve.set_defaults(func=cmd_volumes_eval)
+
     po = sub.add_parser("promote", help="copy a finished run's model into models/ atomically")
     po.add_argument("run")
     po.add_argument("dest", nargs="?", default="models/default")
@@ -394,7 +428,8 @@ def build_parser() -> argparse.ArgumentParser:
     ja.add_argument("--max-total-mb", type=float, default=None)
     ja.set_defaults(func=cmd_janitor)
 
-    be = sub.add_parser("bench", help="time one scan check against VGG19 predict")
+    be = sub.add_parser("bench", help="time one scan check against VGG19 predict, and a volume's slices batched "
+                                      "against slice by slice")
     be.add_argument("--json", action="store_true")
     be.add_argument("--model")
     be.add_argument("--repeats", type=int, default=7)

@@ -68,6 +68,10 @@ class TrainConfig:
     holdout_institution: str = ""  # recipe runs: an lgg-tcga institution kept out of training (a site never seen)
     steps_per_epoch: int = 0  # recipe runs draw balanced batches; 0 = training images / batch size
     guide_cams: float = 0.0  # recipe runs: weight of the mask-guided CAM loss (training.guidance); 0 = off
+    distribute: str = ""  # "" = one device; "mirrored" = every local GPU (tf.distribute.MirroredStrategy)
+    cpu_replicas: int = 0  # mirrored without GPUs: split the CPU into this many replicas (tests the path; no speed-up)
+
+DISTRIBUTE_CHOICES = ("", "mirrored", "multi-worker")
 
 
 TRAIN_DEFAULTS = {f.name: f.default for f in fields(TrainConfig) if f.name not in ("data", "out")}

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from brainscan import cli, runfolder, runs
-from brainscan.config import TrainConfig
+from brainscan.config import DISTRIBUTE_CHOICES, TrainConfig
 from brainscan.training.architectures import NAMES as ARCHITECTURES
 
 
@@ -24,6 +24,8 @@ def every_field_changed() -> TrainConfig:
         default = None if f.default is dataclasses.MISSING else f.default
         if f.name == "arch":  # the CLI's parser allows only registered architectures
             values[f.name] = next(a for a in ARCHITECTURES if a != default)
+        elif f.name == "distribute":  # and only the listed strategies
+            values[f.name] = next(c for c in DISTRIBUTE_CHOICES if c != default)
         elif f.type == "bool":
             values[f.name] = not default
         elif f.type == "int":

@@ -9,6 +9,7 @@ last, so a folder with a card is always a complete model). SIGTERM stops the run
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import signal
@@ -20,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from brainscan.config import TrainConfig
+from brainscan.errors import RunError
 from brainscan.evaluation.metrics import classification_metrics
 from brainscan.modelfolder import CARD_FILE, WEIGHT_FILES, write_json
 from brainscan.runfolder import update_status
@@ -71,9 +73,10 @@ def run(cfg: TrainConfig) -> dict:
 def _run(cfg: TrainConfig, run_dir: Path) -> dict:
     """The steps of one run: prepare, fit, calibrate, write the model folder (export and card)."""
     t0 = time.time()
+    strategy = distribution(cfg)  # before anything starts TensorFlow's runtime (logical CPU replicas)
     data = prepare(cfg, run_dir)
     log(f"Prepared images in {time.time() - t0:.0f} s")
-    fitted = fit(cfg, run_dir, data)
+    fitted = fit(cfg, run_dir, data, strategy)
     if fitted is None:
         set_status(run_dir, "stopped", message="Stopped by the user; no model was saved.", ended=time.time())
         log("Stopped by the user; no model was saved.")
@@ -149,7 +152,8 @@ def _train_dataset(cfg: TrainConfig, data: Prepared):
     else:
         train_ds = tf.data.Dataset.from_tensor_slices((x_tr, y_tr)).shuffle(len(x_tr), seed=cfg.seed)
     if data.folder:
-        train_ds = train_ds.batch(cfg.batch_size)
+        # Several replicas need batches they can split evenly: the last, partial batch of an epoch is dropped.
+        train_ds = train_ds.batch(cfg.batch_size, drop_remainder=bool(cfg.distribute))
     lesion_class = lesion_target(classes) if cfg.lesions > 0 else None
     if lesion_class is not None:
         notumor = classes.index("notumor")
@@ -163,11 +167,43 @@ def _train_dataset(cfg: TrainConfig, data: Prepared):
     return train_ds
 
 
+def distribution(cfg: TrainConfig):
+    """The tf.distribute strategy of --distribute, or None for one device. mirrored: every local GPU, or, with
+    cpu_replicas and no GPU, that many logical CPU devices (set up before TensorFlow starts its runtime)."""
+    if not cfg.distribute:
+        return None
+    if cfg.distribute == "multi-worker":
+        raise RunError("Multi-worker training is not available: Keras 3's Model.fit fails under "
+                         "tf.distribute.MultiWorkerMirroredStrategy (keras-team/keras#20585); use --distribute "
+                         "mirrored on one machine with several GPUs.")
+    if cfg.distribute != "mirrored":
+        raise RunError(f"Unknown --distribute {cfg.distribute!r}; use mirrored.")
+    import tensorflow as tf
+
+    devices = None
+    if cfg.cpu_replicas and not tf.config.list_physical_devices("GPU"):
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        try:
+            tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()]
+                                                       * cfg.cpu_replicas)
+        except RuntimeError as err:  # TensorFlow's runtime already started in this process
+            raise RunError("--cpu-replicas must be set before TensorFlow starts; run training in its own process "
+                             "(python -m brainscan train).") from err
+        devices = [f"/cpu:{k}" for k in range(cfg.cpu_replicas)]
+    strategy = tf.distribute.MirroredStrategy(devices)
+    if cfg.batch_size % strategy.num_replicas_in_sync:
+        raise RunError(f"The batch size {cfg.batch_size} does not split evenly over {strategy.num_replicas_in_sync} "
+                         "replicas; choose a multiple of the number of replicas.")
+    log(f"Distributed: {strategy.num_replicas_in_sync} replicas (tf.distribute.MirroredStrategy); global batch "
+        f"{cfg.batch_size}, {cfg.batch_size // max(strategy.num_replicas_in_sync, 1)} per replica")
+    return strategy
+
+
 def steps_per_epoch(cfg: TrainConfig, data: Prepared) -> int:
     return cfg.steps_per_epoch or max(1, int(np.ceil(len(data.arrays["train"][0]) / cfg.batch_size)))
 
 
-def fit(cfg: TrainConfig, run_dir: Path, data: Prepared):
+def fit(cfg: TrainConfig, run_dir: Path, data: Prepared, strategy=None):
     """Build the network and fit it, writing progress.json after every epoch. Returns (model, history,
     seconds, BatchNorm momentum), or None when the user stopped the run (SIGTERM)."""
     import keras
@@ -184,25 +220,27 @@ def fit(cfg: TrainConfig, run_dir: Path, data: Prepared):
     x_val, y_val = data.arrays["val"]
     steps = steps_per_epoch(cfg, data) * cfg.epochs
     bn_momentum = bn_momentum_for(steps)
-    model = build_model(cfg.arch, cfg.img_size, n_classes, cfg.weights, bn_momentum)
-    schedule = keras.optimizers.schedules.CosineDecay(
-        cfg.learning_rate * 0.1, steps, warmup_target=cfg.learning_rate, warmup_steps=min(steps // 10, 300))
-    optimizer = keras.optimizers.AdamW(schedule, weight_decay=1e-4)
-    classify = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    trained = model  # what model.fit sees: the model itself, or its guided twin (shared layers)
-    validation = (x_val, y_val)
-    if data.guidance is not None:
-        from brainscan.training.guidance import CAM_OUTPUT, cam_loss, guided_model
+    scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
+    with scope:  # the network, its optimizer and its compiled losses live on every replica
+        model = build_model(cfg.arch, cfg.img_size, n_classes, cfg.weights, bn_momentum)
+        schedule = keras.optimizers.schedules.CosineDecay(
+            cfg.learning_rate * 0.1, steps, warmup_target=cfg.learning_rate, warmup_steps=min(steps // 10, 300))
+        optimizer = keras.optimizers.AdamW(schedule, weight_decay=1e-4)
+        classify = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        trained = model  # what model.fit sees: the model itself, or its guided twin (shared layers)
+        validation = (x_val, y_val)
+        if data.guidance is not None:
+            from brainscan.training.guidance import CAM_OUTPUT, cam_loss, guided_model
 
-        trained, data.cam_map_size = guided_model(model, data.classes.index("glioma"))
-        trained.compile(optimizer=optimizer, loss={"logits": classify, CAM_OUTPUT: cam_loss},
-                        loss_weights={"logits": 1.0, CAM_OUTPUT: cfg.guide_cams},
-                        metrics={"logits": ["accuracy"]})
-        no_outline = np.zeros((len(x_val), *data.cam_map_size, 2), np.float32)  # validation: classification only
-        validation = (x_val, {"logits": y_val, CAM_OUTPUT: no_outline})
-        log(f"Guided CAMs: loss weight {cfg.guide_cams}, map {data.cam_map_size}")
-    else:
-        model.compile(optimizer=optimizer, loss=classify, metrics=["accuracy"])
+            trained, data.cam_map_size = guided_model(model, data.classes.index("glioma"))
+            trained.compile(optimizer=optimizer, loss={"logits": classify, CAM_OUTPUT: cam_loss},
+                            loss_weights={"logits": 1.0, CAM_OUTPUT: cfg.guide_cams},
+                            metrics={"logits": ["accuracy"]})
+            no_outline = np.zeros((len(x_val), *data.cam_map_size, 2), np.float32)  # validation: classification only
+            validation = (x_val, {"logits": y_val, CAM_OUTPUT: no_outline})
+            log(f"Guided CAMs: loss weight {cfg.guide_cams}, map {data.cam_map_size}")
+        else:
+            model.compile(optimizer=optimizer, loss=classify, metrics=["accuracy"])
     train_ds = _train_dataset(cfg, data)
     log(f"Model {cfg.arch}: {model.count_params():,} parameters; training {len(x_tr)} images for up to "
         f"{cfg.epochs} epochs")
