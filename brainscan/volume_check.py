@@ -156,31 +156,38 @@ def slice_lines(model: Model, study, cam: bool = False, cam_method: str = "gradc
 
 def predict_paths(model: Model, paths: list[str], cam: bool = False, cam_method: str = "gradcam",
                   cam_out: str | None = None, slices: bool = False, volume_index: int | None = None):
-    """`predict`'s lines, in input order: one per volume (NIfTI file, DICOM series in a folder or zip), one per
-    other file as before. With slices: DICOM files one line each as before, a NIfTI file one line per slice."""
+    """`predict`'s lines, in input order: one per volume (NIfTI file, DICOM series in a folder or zip), one per other
+    file as before. With slices: every file one line as before (a folder expanded), a NIfTI file one line per axial
+    slice, a zip one line per file inside."""
     from brainscan.check import check_file
     from brainscan.scans.studies import Study, studies_from_paths
 
-    studies = studies_from_paths(paths) if not slices else None
-    if slices:
+    cam = cam or bool(cam_out)
+    if not slices:
+        studies = studies_from_paths(paths)
+    else:
         studies = []
         for p in _expand(paths):
             head = _peek(p)
             from brainscan.scans.nifti import looks_like_nifti
+            from brainscan.scans.studies import is_zip
 
-            studies.extend(studies_from_paths([p]) if looks_like_nifti(head, p) else [Study(p, "file", path=p)])
+            volume_like = looks_like_nifti(head, p) or is_zip(head)
+            studies.extend(studies_from_paths([p]) if volume_like else [Study(p, "file", path=p)])
     for study in studies:
         if study.kind == "refused":
             yield {"file": study.name, "error": study.error}
-        elif study.is_volume and not (slices and study.kind == "dicom series"):
-            if slices:
-                yield from slice_lines(model, study, cam or bool(cam_out), cam_method, volume_index)
-            else:
-                yield check_study(model, study, cam or bool(cam_out), cam_method, volume_index, cam_out)
+        elif study.kind == "nifti" and slices:
+            yield from slice_lines(model, study, cam, cam_method, volume_index)
+        elif study.kind == "dicom series" and slices:
+            for name, data in study.files:
+                yield _check_bytes_line(model, Study(name, "file", ((name, data),)), cam, cam_method)
+        elif study.is_volume:
+            yield check_study(model, study, cam, cam_method, volume_index, cam_out)
         elif study.path is not None:
-            yield check_file(model, study.path, cam=cam or bool(cam_out), cam_method=cam_method, cam_out=cam_out)
+            yield check_file(model, study.path, cam=cam, cam_method=cam_method, cam_out=cam_out)
         else:  # a lone file inside a zip
-            yield _check_bytes_line(model, study, cam or bool(cam_out), cam_method)
+            yield _check_bytes_line(model, study, cam, cam_method)
 
 
 def _check_bytes_line(model: Model, study, cam: bool, cam_method: str) -> dict:

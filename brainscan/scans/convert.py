@@ -9,6 +9,10 @@ values, so they carry no identifiers. If two inputs share a stem, later ones
 get ``_2``, ``_3``, ... suffixes. Directories are walked recursively in sorted
 order, skipping hidden entries (names starting with ".") and ``out_dir`` itself.
 Writes are atomic (hidden temp file in ``out_dir`` + os.replace).
+
+A volume (a NIfTI file, the DICOM series in a folder or a zip; brainscan.scans.studies) becomes its axial
+slices, ``<out_dir>/<stem>_slice_000.<ext>`` from inferior to superior, in the display convention of
+brainscan.scans.volume (anterior at the top, the patient's right on the left), windowed once for the whole volume.
 """
 
 from __future__ import annotations
@@ -92,6 +96,7 @@ def convert_paths(paths: list[str], out_dir: str, fmt: str = "png", frame: int |
 
     results: list[dict] = []
     used: set[str] = set()
+    inputs = _volumes_first(inputs, out_dir, ext, pil_format, results, used)
     for path, error in inputs:
         if error is not None:
             results.append({"file": path, "error": error})
@@ -118,3 +123,93 @@ def convert_paths(paths: list[str], out_dir: str, fmt: str = "png", frame: int |
             continue
         results.append({"file": path, "output": dest})
     return results
+
+
+def _stem(name: str, used: set[str]) -> str:
+    base = os.path.basename(name.split(" (DICOM series")[0].rstrip("/")) or "volume"
+    for suffix in (".nii.gz", ".nii", ".zip", ".gz"):
+        if base.lower().endswith(suffix):
+            base = base[: -len(suffix)]
+            break
+    stem = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in base) or "volume"
+    candidate, n = stem, 1
+    while candidate.lower() in used:
+        n += 1
+        candidate = f"{stem}_{n}"
+    used.add(candidate.lower())
+    return candidate
+
+
+def _volumes_first(inputs: list[tuple[str, str | None]], out_dir: str, ext: str, pil_format: str,
+                   results: list[dict], used: set[str]) -> list[tuple[str, str | None]]:
+    """Write the slices of every volume among the inputs (NIfTI files, zips, DICOM series of a folder); return the
+    inputs left to convert one file at a time."""
+    taken: set[str] = set()
+    folders: dict[str, list[str]] = {}
+    for path, error in inputs:
+        if error is None:
+            folders.setdefault(os.path.dirname(path), []).append(path)
+    for folder, files in folders.items():
+        for study, members in _folder_studies(folder, files):
+            taken.update(members)
+            if study.kind == "refused":
+                results.append({"file": study.name, "error": study.error})
+                continue
+            try:
+                volume = study.load()
+            except ScanError as exc:
+                results.append({"file": study.name, "error": str(exc)})
+                continue
+            stem = _stem(study.name, used)
+            outputs = []
+            try:
+                for k in range(volume.n_slices):
+                    if k in volume.missing:
+                        continue
+                    dest = os.path.join(out_dir, f"{stem}_slice_{k:03d}{ext}")
+                    _write(to_uint8(volume.slice_pixels(k)), dest, pil_format)
+                    outputs.append(dest)
+            except OSError:
+                results.append({"file": study.name, "error": "Could not write the output files."})
+                continue
+            results.append({"file": study.name, "kind": "volume", "slices": volume.n_slices, "outputs": outputs})
+    return [(p, e) for p, e in inputs if p not in taken]
+
+
+def _folder_studies(folder: str, files: list[str]) -> list[tuple[object, list[str]]]:
+    """(study, the files it takes) for the volumes among some files of one folder: each NIfTI file and zip, the
+    DICOM files grouped into series; files that are single images are left out."""
+    from brainscan.scans import reader
+    from brainscan.scans.nifti import looks_like_nifti
+    from brainscan.scans.studies import MAX_DICOM_FILES, Study, is_zip, sort_files
+
+    out: list[tuple[object, list[str]]] = []
+    dicom: list[str] = []
+    for f in files:
+        with open(f, "rb") as fh:
+            head = fh.read(1024)
+        if (len(head) >= 132 and head[128:132] == b"DICM") or f.lower().endswith((".dcm", ".dicom")):
+            dicom.append(f)
+        elif is_zip(head) or looks_like_nifti(head, f):
+            try:
+                found = sort_files([(f, reader.read_file(f))])
+            except ScanError as exc:
+                found = [Study(f, "refused", error=str(exc))]
+            volumes = [s for s in found if s.kind != "file"]
+            if volumes:
+                out.extend((s, [f]) for s in volumes)
+    label = os.path.basename(folder) or folder or "."
+    if len(dicom) > MAX_DICOM_FILES:
+        return out + [(Study(label, "refused", error=f"{label} holds {len(dicom):,} DICOM files; at most "
+                                                     f"{MAX_DICOM_FILES:,} are read at once (one series)."), dicom)]
+    read = []
+    for f in dicom:
+        try:
+            read.append((f, reader.read_file(f)))
+        except ScanError:
+            continue  # converted (and refused in words) one file at a time
+    by_name = {os.path.basename(f): f for f, _ in read}
+    for study in sort_files(read, folder=label) if read else []:
+        if study.is_volume:
+            out.append((study, [by_name[n] for n, _ in study.files if n in by_name]))
+    return out
