@@ -30,6 +30,15 @@ SPLITS = {
 }
 
 
+def _cell(value: object) -> str:
+    """One table cell as text (a column mixing numbers and blanks cannot be sent to the browser as a table)."""
+    if isinstance(value, float):
+        return ui.fmt_number(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return ui.fmt_number(value, "int")
+    return "" if value is None else str(value)
+
+
 def _kv_table(rows: dict[str, object]) -> None:
     df = pd.DataFrame([{"Item": k, "Value": "n/a" if v is None else str(v)} for k, v in rows.items()])
     st.table(df, hide_index=True, hide_header=True)
@@ -101,8 +110,8 @@ def model_card(card: dict, path: Path) -> None:
     if isinstance(external, dict) and external:
         st.markdown("**On other sources and held-out patients** (never trained on)")
         rows = [{"Data set": source_table.external_label(k),
-                 **{name.replace("_", " "): ui.fmt_number(v) if isinstance(v, float) else ("" if v is None else v)
-                    for name, v in (m.items() if isinstance(m, dict) else [])}} for k, m in external.items()]
+                 **{name.replace("_", " "): _cell(v) for name, v in (m.items() if isinstance(m, dict) else [])}}
+                for k, m in external.items()]
         st.dataframe(pd.DataFrame(rows).fillna(""), hide_index=True)
     limitations = card.get("limitations")
     if isinstance(limitations, list) and limitations:
