@@ -17,7 +17,7 @@ import pandas as pd
 import streamlit as st
 
 from brainscan.app import teaching as ui_teaching
-from brainscan.app import ui
+from brainscan.app import ui, volume_view
 from brainscan.app.results import Summary, Upload, results_csv, results_frame
 from brainscan.cam.methods import CAM_LABELS, CAM_METHODS
 from brainscan.cam.overlay import COLORMAPS, gradcam_overlay, to_png
@@ -191,7 +191,7 @@ def answer_panel(result: Any, limitations: list[str] | None = None, folder: Path
             cols[1].metric("Probability of any tumor", ui.pct(p.tumor_probability), border=True,
                            help="1 minus the probability of no tumor.")
             st.caption(f"“Any tumor” is {tumors} added together.")
-        st.altair_chart(ui.probability_chart(p.probabilities, p.label), width="stretch")
+        ui.probability_bars(p.probabilities, p.label)
         if p.ood_score is None:
             st.caption("This model has no familiarity check, so unusual images are not flagged.")
         else:
@@ -297,20 +297,29 @@ def scan_details(result: Any) -> None:
 
 def details(access: ModelAccess, summary: Summary) -> None:
     upload = summary.upload
+    if volume_view.is_volume(upload):
+        volume_view.details(access, summary, lambda title, key, get: show_result(access, title, key, get))
+        return
     st.subheader(f"Result for {upload.name}")
     frame = None
     if summary.n_frames > 1:
         frame = st.slider(f"Slice (frame) of this {summary.n_frames}-frame file", 0, summary.n_frames - 1,
                           summary.frame, key=f"frame-{upload.digest}", width=640,
                           help="Frames are numbered from 0; the middle one is shown first.")
+    show_result(access, upload.name, (upload.digest, upload.name, frame),
+                lambda method: full_result(access, upload, frame, method))
+
+
+def show_result(access: ModelAccess, name: str, key: tuple, get_result: Any) -> None:
+    """One scan's (or one slice of a volume's) answer, images, steps and report; get_result(method) -> CheckResult,
+    key names the result in the shared results."""
     banner = st.container()
     left, right = st.columns([5, 7], gap="large")
     with right:
         method, opacity, colormap = image_controls()
     try:
-        with st.spinner(f"Checking {upload.name} ({CAM_LABELS[method]})..."):
-            result = full_result(access, upload, frame, method)
-        key = (upload.digest, upload.name, frame, method)
+        with st.spinner(f"Checking {name} ({CAM_LABELS[method]})..."):
+            result = get_result(method)
     except ScanError as err:
         st.error(str(err), icon=":material/error:")
         return
@@ -321,7 +330,7 @@ def details(access: ModelAccess, summary: Summary) -> None:
     with left:
         answer_panel(result, model.card.get("limitations"), Path(model.path))
     with right:
-        images(access, key, result, method, opacity, colormap)
+        images(access, (*key, method), result, method, opacity, colormap)
     scan_details(result)
 
 
@@ -341,7 +350,9 @@ def main() -> None:
         return
     access = ModelAccess(holder)
     try:
-        summaries = [summarise(access, f) for f in files]
+        files = volume_view.group(files)  # a NIfTI file, a DICOM series, a zip: one row each
+        summaries = [volume_view.summarise(access, f) if volume_view.is_volume(f) else summarise(access, f)
+                     for f in files]
     except ModelError as err:
         st.error(str(err))
         return

@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from brainscan.appserver import CHROMIUM, CHROMIUM_ARGS, start_server, stop_server, wait_healthy  # noqa: E402
 
-PREDICTION = "The model's answer: "
+PREDICTION = re.compile("The model's answer: |The model thinks this scan most likely shows")  # this and older wording
 HEATMAP = 'img[alt="Heatmap overlay on the scan"]'
 
 
@@ -81,6 +81,7 @@ def main() -> int:
     ap.add_argument("--size", type=int, default=512, help="side of the synthetic test slice in pixels")
     ap.add_argument("--model", help="model folder when models/default does not exist (else $BRAINSCAN_MODEL)")
     ap.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for any step")
+    ap.add_argument("--pause", type=float, default=0.0, help="seconds on the Home page before the first scan")
     args = ap.parse_args()
 
     if (ROOT / "models" / "default" / "card.json").is_file():
@@ -112,6 +113,7 @@ def main() -> int:
             result["home_after_healthy_s"] = round(result["cold_home_heading_visible_s"]
                                                    - result["server_healthy_s"], 2)
             result["memory_after_home"] = memory(proc.pid)
+            page.wait_for_timeout(1000 * args.pause)  # a visitor reads the Home page before opening the Scan page
 
             times = [one_scan(page, url, test_png(args.size, seed), f"bench_{seed}.png")
                      for seed in range(args.repeats)]

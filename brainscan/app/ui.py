@@ -32,20 +32,12 @@ from brainscan.runtime.answer import answer_words, class_label, class_phrase  # 
 log = logging.getLogger("brainscan.app")
 
 
-@st.cache_resource(show_spinner=False)
-def _queue_keeper(runs_dir: str) -> threading.Thread:
-    from brainscan import runs
-
-    return runs.keep_queue_moving(runs_dir)
-
-
 def keep_training_queue_moving() -> None:
     """Hosted mode: one thread per server process and runs folder moves the training queue on, whichever page
-    the visitors have open (the Train page also does it every few seconds while it is open)."""
-    from brainscan import hosting, runs
+    the visitors have open, and this page's visitor (its browser) is noted as here (brainscan.app.visitor)."""
+    from brainscan.app import visitor
 
-    if hosting.settings().hosted:
-        _queue_keeper(str(runs.get_runs_dir()))
+    visitor.keep_training_queue_moving()
 
 
 DISCLAIMER = (
@@ -133,10 +125,11 @@ class ModelHolder:
 
     def _warm_up(self) -> None:
         """Do once, in the loader thread, what would otherwise make the first visitor's scan slow: import the scan
-        path's lazily imported modules (pydicom and its plugins, the chart library, SciPy's zoom) and run one full
+        path's lazily imported modules (pydicom and its plugins, pandas, SciPy's zoom) and run one full
         check (prediction, test-time views, heatmap) on a phantom, so the interpreter's kernels are ready."""
-        import altair  # noqa: F401 - the probability chart's library, imported here rather than on the first answer
+        import pandas  # noqa: F401 - the results table's (0.2 s to import)
 
+        from brainscan.app import results, teaching  # noqa: F401 - the Scan page's own modules
         from brainscan.check import check_scan
         from brainscan.scans import dicom  # noqa: F401 - pydicom and its pixel plugins
         from brainscan.scans.io import Scan
@@ -291,26 +284,10 @@ def disclaimer() -> None:
     st.caption(f":material/info: {DISCLAIMER}")
 
 
-def probability_chart(probabilities: Mapping[str, float], answer: str) -> Any:
-    """Horizontal bars of the calibrated probability per class, labelled in percent, the answer's class (the
-    prediction's label) in dark blue (an Altair chart)."""
-    import altair as alt
-    import pandas as pd
-
-    df = pd.DataFrame({
-        "Class": [class_label(c) for c in probabilities],
-        "Probability (%)": [round(100 * float(p), 1) for p in probabilities.values()],
-        "Answer": ["Answer" if c == answer else "Other" for c in probabilities],
-        "Label": [pct(float(p)) for p in probabilities.values()],
-    })
-    base = alt.Chart(df).encode(
-        y=alt.Y("Class:N", sort=None, title=None, axis=alt.Axis(labelFontSize=13, labelLimit=200)),
-        x=alt.X("Probability (%):Q", scale=alt.Scale(domain=[0, 100]), title="Calibrated probability (%)"),
-    )
-    bars = base.mark_bar().encode(
-        color=alt.Color("Answer:N", scale=alt.Scale(domain=["Answer", "Other"], range=["#1f5fa8", "#9bb7d4"]),
-                        legend=None),
-        tooltip=["Class", "Probability (%)"],
-    )
-    text = base.mark_text(align="left", dx=4, fontSize=13).encode(text="Label:N")
-    return (bars + text).properties(height=36 * len(df) + 30)
+def probability_bars(probabilities: Mapping[str, float], answer: str) -> None:
+    """The calibrated probability of each class as a labelled bar, the answer's class in bold. Streamlit's own
+    progress bars: no chart library to load in the browser before the first answer shows."""
+    st.caption("Calibrated probability of each class")
+    for c, p in probabilities.items():
+        name = f"**{class_label(c)}** (the answer)" if c == answer else class_label(c)
+        st.progress(min(max(float(p), 0.0), 1.0), text=f"{name}: {pct(float(p))}")
