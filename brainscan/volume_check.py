@@ -16,7 +16,7 @@ from brainscan.check import CheckResult, check_scan
 from brainscan.errors import ScanError
 from brainscan.runtime.volume import SliceAnswers, VolumeAnswer, answer, check_slices, read_rule
 from brainscan.scans.io import Scan
-from brainscan.scans.volume import Volume
+from brainscan.scans.volume import Volume, file_stem
 
 if TYPE_CHECKING:
     from brainscan.runtime.inference import Model
@@ -30,7 +30,7 @@ def slice_scan(volume: Volume, k: int) -> Scan:
             "voxel_size_mm": [round(v, 3) for v in volume.spacing]}
     notes = (f"Axial slice {k} of {volume.n_slices} (0 is the most inferior), shown radiologically: anterior at "
              "the top, the patient's right on the image's left.",)
-    return Scan(pixels, f"{volume.name}, slice {k}", "volume", k, volume.n_slices, meta, notes)
+    return Scan(pixels, f"{file_stem(volume.name)}_slice{k:03d}", "volume", k, volume.n_slices, meta, notes)
 
 
 def check_slice(model: Model, volume: Volume, k: int, cam_method: str | None = "gradcam", tta: bool = True,
@@ -127,12 +127,9 @@ def check_study(model: Model, study, cam: bool = False, cam_method: str = "gradc
     out = result.as_dict()
     out["file"] = study.name
     if cam and cam_out and result.peak is not None and result.peak.heatmap is not None:
-        from pathlib import Path
-
         from brainscan.check import write_overlay
 
-        stem = Path(study.name.split(" (")[0]).name.removesuffix(".gz").removesuffix(".nii")
-        out["cam_overlay"] = write_overlay(result.peak, cam_out, f"{stem}_slice{result.answer.peak_slice:03d}")
+        out["cam_overlay"] = write_overlay(result.peak, cam_out, result.peak.scan.name)
     return out
 
 

@@ -250,8 +250,27 @@ def _chart(flow: Flow, x: float, top: float, width: float, p) -> None:
     ax.tick_params(labelsize=7)
 
 
+def volume_section(flow: Flow, volume) -> None:
+    """A volume's part of the report (brainscan.app.volume_panels.VolumeReport): its answer and how it was reached,
+    the per-slice strip, and the three views through the peak; the peak slice's own panels follow as for a scan."""
+    flow.heading(f"The volume: {clean(volume.name)}", HEAD, keep_with=60)
+    for line in volume.lines:
+        flow.paragraph(line, BODY)
+    flow.gap(4)
+    h, w = volume.strip.shape[:2]
+    top = flow.block(flow.width * h / w)
+    ax = flow.axes(flow.left, top - flow.width * h / w, flow.width, flow.width * h / w)
+    ax.imshow(volume.strip)
+    ax.axis("off")
+    flow.gap(4)
+    _pictures(flow, [(img, caption) for img, caption in volume.views], Style(6.5), 150, 10)
+    flow.gap(GAP)
+    flow.heading("The peak slice, checked as a single scan", HEAD, keep_with=100)
+
+
 def build_pdf(result, overlay: np.ndarray, overlay_caption: str, card: dict, folder: Path | None = None,
-              uncertainty=None, uncertainty_settings: dict | None = None, when: dt.datetime | None = None) -> bytes:
+              uncertainty=None, uncertainty_settings: dict | None = None, when: dt.datetime | None = None,
+              volume=None) -> bytes:
     """result: brainscan.check.CheckResult; overlay: the heatmap overlay shown (uint8 RGB, original geometry);
     uncertainty: a brainscan.runtime.uncertainty.Uncertainty or None. Usually one A4 page; text that does not fit
     (very long metadata, many sources) flows onto a second. The same inputs give the same bytes."""
@@ -297,6 +316,8 @@ def build_pdf(result, overlay: np.ndarray, overlay_caption: str, card: dict, fol
         flow.gap(3)
         flow.paragraph(NOTICE, RED, indent=0)
         flow.gap(10)
+        if volume is not None:  # a volume's report: its section, then the peak slice as a scan (volume_section)
+            volume_section(flow, volume)
 
         _pictures(flow, [(to_uint8(result.scan.pixels), "The image"), (overlay, overlay_caption)], BODY, 140, 20)
         flow.gap(GAP)

@@ -1,4 +1,5 @@
-"""The Scan page's results table: one row per dropped file, worded like the detail panel (no Streamlit here)."""
+"""The Scan page's results table: one row per dropped file or volume (a NIfTI file, a DICOM series, each series of
+a zip), worded like the detail panel (no Streamlit here)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,13 @@ class Upload:
     digest: str
 
 
+@dataclass(frozen=True)
+class VolumeUpload(Upload):
+    """The files of one volume as one row: data is empty, study (brainscan.scans.studies.Study) holds them."""
+
+    study: Any = None
+
+
 @dataclass
 class Summary:
     """One row of the results table (small: no pixels except a thumbnail)."""
@@ -29,6 +37,7 @@ class Summary:
     frame: int = 0
     kind: str = ""
     thumbnail: str | None = None
+    slices: int | None = None  # a volume's axial slices
 
 
 def results_frame(summaries: list[Summary]) -> pd.DataFrame:
@@ -39,7 +48,7 @@ def results_frame(summaries: list[Summary]) -> pd.DataFrame:
         words = answer_words(p) if p is not None else None
         rows.append({
             "Preview": s.thumbnail or "",
-            "File": s.upload.name,
+            "File": s.upload.name if s.slices is None else f"{s.upload.name}: volume of {s.slices} slices",
             "Answer": words.label if words else "not checked",
             "Probability of any tumor (%)": (round(100 * p.tumor_probability, 1) if p is not None
                                              and math.isfinite(p.tumor_probability) else None),

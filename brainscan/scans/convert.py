@@ -126,12 +126,9 @@ def convert_paths(paths: list[str], out_dir: str, fmt: str = "png", frame: int |
 
 
 def _stem(name: str, used: set[str]) -> str:
-    base = os.path.basename(name.split(" (DICOM series")[0].rstrip("/")) or "volume"
-    for suffix in (".nii.gz", ".nii", ".zip", ".gz"):
-        if base.lower().endswith(suffix):
-            base = base[: -len(suffix)]
-            break
-    stem = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in base) or "volume"
+    from brainscan.scans.volume import file_stem
+
+    stem = file_stem(name)
     candidate, n = stem, 1
     while candidate.lower() in used:
         n += 1

@@ -22,6 +22,7 @@ Voxels stay in their stored type (uint8, int16, ...); a slice is windowed to [0,
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import cv2
@@ -372,3 +373,15 @@ def head_slices(volume: Volume, min_share: float = 0.02, relative: float = 0.15)
             continue
         (keep if share[k] >= max(min_share, relative * top) else out).append(k)
     return keep, out
+
+
+def file_stem(name: str) -> str:
+    """A volume's name as a file-name stem: 'head.nii.gz' -> 'head', 'IM0001.dcm and 21 more (DICOM series, 22
+    files)' -> 'IM0001_and_21_more'."""
+    base = re.split(r"[\\/]", name.split(" (")[0].rstrip("/\\"))[-1] or "volume"
+    for suffix in (".nii.gz", ".nii", ".zip", ".gz", ".dcm", ".dicom"):
+        if base.lower().endswith(suffix):
+            base = base[: -len(suffix)]
+            break
+    base = base.replace(".dcm ", " ")
+    return re.sub(r"[^\w-]+", "_", base).strip("_") or "volume"
