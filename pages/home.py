@@ -90,9 +90,8 @@ def model_section() -> None:
                     f"sorts a brain MRI slice into: {classes}. Trained on {ui.fmt_number(images, 'int')} images.")
         key_figures(card)
     holder = ui.model_holder()
-    if holder is not None:
-        holder.start()
-        if holder.state == "loading":
+    if holder is not None:  # the entry script has it loading shortly after this page is sent
+        if holder.state in ("idle", "loading"):
             poll_status(holder)
         else:
             model_status(holder)

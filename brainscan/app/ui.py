@@ -176,12 +176,18 @@ def model_holder() -> ModelHolder | None:
     return _holder(str(path.resolve()), stamp)
 
 
+LOAD_AFTER_S = 1.0  # the first page is sent before the loader competes with it for the interpreter
+
+
 def start_model_loading() -> None:
-    """Called by the entry script on every page run (cheap: the holder is cached): the first page view of any page
-    starts loading and warming the model in the background, before anyone drops a scan."""
+    """Called by the entry script on every page run (cheap: the holder is cached): LOAD_AFTER_S after the first
+    page view of any page, the model is loaded and warmed in the background, before anyone drops a scan. A scan
+    dropped sooner starts the loading at once (ModelHolder.get)."""
     holder = model_holder()
-    if holder is not None:
-        holder.start()
+    if holder is not None and holder.state == "idle":
+        timer = threading.Timer(LOAD_AFTER_S, holder.start)
+        timer.daemon = True
+        timer.start()
 
 
 def check(holder: ModelHolder, model: Any, scan: Any, cam_method: str | None, tta: bool = True) -> Any:
