@@ -45,8 +45,8 @@ def _clear_sample() -> None:
 def choose_files() -> list[Upload]:
     limit = int(st.get_option("server.maxUploadSize"))
     uploaded = st.file_uploader(
-        f"Upload brain MRI slices: PNG, JPEG, TIFF, BMP or DICOM (also DICOM files without an extension), at most "
-        f"{limit} MB each",
+        f"Upload brain MRI slices: PNG, JPEG, TIFF, BMP or DICOM (also DICOM files without an extension); or whole "
+        f"volumes: NIfTI (.nii, .nii.gz), all the files of a DICOM series, or a zip of them; at most {limit} MB each",
         type=None, accept_multiple_files=True, key="uploads", on_change=_clear_sample,
         help=f"Several files at once give a results table. Files stay in memory for this session only. A file "
              f"over {limit} MB is refused by the uploader (a red mark) and never reaches the server.")
@@ -61,6 +61,7 @@ def choose_files() -> list[Upload]:
         if picked in samples:
             data = samples[picked].read_bytes()
             files.append(Upload(picked, data, hashlib.blake2b(data, digest_size=16).hexdigest()))
+    files.extend(volume_view.sample_uploads())
     return files
 
 

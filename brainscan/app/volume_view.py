@@ -32,6 +32,24 @@ VIEW_SIDE = 340  # the orthogonal views' width on the page
 
 # --- uploads -> rows ----------------------------------------------------------------------------------------
 
+def sample_uploads() -> list[Upload]:
+    """The sample volumes (sample_images/volumes/: a NIfTI file, a zipped DICOM series) as one-click pills."""
+    from brainscan.config import SAMPLES_DIR
+
+    folder = SAMPLES_DIR / "volumes"
+    found = sorted(p for p in folder.glob("*") if p.is_file() and not p.name.startswith(".")) if folder.is_dir() \
+        else []
+    if not found:
+        return []
+    by_name = {p.name: p for p in found}
+    picked = st.pills("Or a sample volume (a whole study: NIfTI, or a DICOM series in a zip):", list(by_name),
+                      key="sample_volume")
+    if picked not in by_name:
+        return []
+    data = by_name[picked].read_bytes()
+    return [Upload(picked, data, hashlib.blake2b(data, digest_size=16).hexdigest())]
+
+
 def _may_hold_volumes(files: list[Upload]) -> bool:
     from brainscan.scans.io import is_dicom
     from brainscan.scans.nifti import looks_like_nifti

@@ -21,7 +21,8 @@ from brainscan.scans.pixels import MAX_FILE_BYTES
 
 MAX_DICOM_FILES = vol.MAX_SLICES
 ZIP_MAX_FILES = 2 * vol.MAX_SLICES
-ZIP_MAX_BYTES = MAX_FILE_BYTES
+ZIP_MAX_BYTES = MAX_FILE_BYTES // 2  # unpacked in memory: 256 MB holds a 512 x 512 x 400 series
+ZIP_MAX_RATIO = 1000  # DICOM slices with a dark background deflate 100 times and more; the byte cap bounds a bomb
 
 
 @dataclass(frozen=True, eq=False)
@@ -89,7 +90,7 @@ def _sort(files: Sequence[tuple[str, bytes]], folder: str | None) -> list[tuple[
             from brainscan.scans.archive import zip_members
 
             try:
-                members = zip_members(data, ZIP_MAX_BYTES, ZIP_MAX_FILES)
+                members = zip_members(data, ZIP_MAX_BYTES, ZIP_MAX_FILES, ZIP_MAX_RATIO)
             except ArchiveError as err:
                 out.append((index, Study(_base(name), "refused", error=f"{_base(name)}: {err}")))
                 continue
