@@ -20,7 +20,7 @@ import streamlit as st
 from brainscan.app import ui
 from brainscan.app.results import Summary, Upload, VolumeUpload
 from brainscan.app.shared import SharedResults
-from brainscan.app.volume_panels import orthogonal_views, png, strip_image, volume_lines, volume_report
+from brainscan.app.volume_panels import orthogonal_views, png, strip_fast, volume_lines, volume_report
 from brainscan.errors import ScanError
 
 log = logging.getLogger("brainscan.app")
@@ -180,9 +180,10 @@ def details(access: Any, summary: Summary, slice_view: SliceView) -> None:
     st.markdown("**Tumour probability of each axial slice** (inferior to superior)")
     k = st.slider("Slice to show below", 0, volume.n_slices - 1, peak, key=f"vslice-{upload.digest}",
                   help="0 is the most inferior slice; the peak slice is shown first.")
-    st.image(png(strip_image(tumor, _slice_threshold(result), a.peak_slice, k, a.slices_used)), width="stretch",
-             caption="Red: at or above the slice threshold; grey: not checked (outside the head or missing); "
-                     "triangles: the slices the volume's score rests on.")
+    st.image(png(strip_fast(tumor, _slice_threshold(result), a.peak_slice, k, a.slices_used)), width="stretch",
+             caption="Red: at or above the slice threshold (dashed); grey: not checked (outside the head or missing); "
+                     "triangles: the slices the volume's score rests on; black line: the peak slice; orange: the "
+                     "slice shown below. Slices from inferior (0) to superior.")
     _views(result, peak_result)
     _report_button(access, upload, result, peak)
     st.divider()
