@@ -1,6 +1,8 @@
-"""`python -m brainscan bench`: time one scan check per stage, against VGG19 predict in the same process.
+"""`python -m brainscan bench`: time one scan check per stage, against VGG19 predict in the same process; and one
+volume's slices predicted in batches (brainscan.runtime.volume.check_slices) against the same slices one call each.
 
-Reported as medians of repeated runs and as a ratio (speedup_vs_vgg19), never as absolute targets.
+Reported as medians of repeated runs and as ratios (speedup_vs_vgg19, volume_batch_speedup), never as absolute
+targets.
 """
 
 from __future__ import annotations
@@ -62,6 +64,8 @@ def run_bench(model_path: str | None = None, repeats: int = 7, cam_method: str =
     result = {f"{k}_ms": round(_median_ms(fn, repeats, None if k == "gradcam" else fresh_input(model)), 2)
               for k, fn in stages.items()}
 
+    result.update(bench_volume(model, repeats))
+
     import tensorflow as tf
 
     vgg = keras.applications.VGG19(weights=None, input_shape=(224, 224, 3))
@@ -74,6 +78,38 @@ def run_bench(model_path: str | None = None, repeats: int = 7, cam_method: str =
                   repeats=repeats,
                   machine=f"{platform.machine()} {platform.processor() or ''}".strip(), cpu_count=_cpus())
     return result
+
+
+VOLUME_SLICES, VOLUME_SIDE = 40, 256
+
+
+def bench_volume(model, repeats: int = 7) -> dict:
+    """A 40-slice 256 x 256 phantom volume: every slice prepared and predicted in batches (the volume path), against
+    the same slices prepared and predicted one call each; the slices' preparation is in both."""
+    from brainscan.runtime.inference import fresh_input, predict, run_model
+    from brainscan.runtime.volume import check_slices
+    from brainscan.scans.preprocess import prepare
+    from brainscan.scans.synthetic import phantom_volume
+    from brainscan.scans.volume import from_slices, head_slices
+
+    volume = from_slices(list(phantom_volume(VOLUME_SLICES, VOLUME_SIDE, lesion=(20, 80, 160), seed=3)),
+                         name="bench", slice_mm=4.0)
+    keep, _ = head_slices(volume)
+
+    def one_by_one() -> None:
+        for k in keep:
+            predict(model, prepare(volume.slice_pixels(k), model.size, keep_steps=False).input)
+
+    inputs = np.stack([prepare(volume.slice_pixels(k), model.size, keep_steps=False).input for k in keep])
+    batched = _median_ms(lambda: check_slices(model, volume), repeats, fresh_input(model))
+    single = _median_ms(one_by_one, repeats, fresh_input(model))
+    net_batched = _median_ms(lambda: run_model(model, inputs), repeats, fresh_input(model))
+    net_single = _median_ms(lambda: [predict(model, x) for x in inputs], repeats, fresh_input(model))
+    return {"volume_slices": len(keep), "volume_batched_ms": round(batched, 2),
+            "volume_slice_by_slice_ms": round(single, 2), "volume_batch_speedup": round(single / batched, 2),
+            "volume_network_batched_ms": round(net_batched, 2),
+            "volume_network_slice_by_slice_ms": round(net_single, 2),
+            "volume_network_batch_speedup": round(net_single / net_batched, 2)}
 
 
 def _cpus() -> int:
@@ -92,4 +128,10 @@ def format_report(r: dict) -> str:
     print(f"  VGG19 predict alone (224x224x3, weights=None): {r['vgg19_predict_ms']:.1f} ms", file=buf)
     print(f"  speedup vs VGG19: {r['speedup_vs_vgg19']:.2f}x decode to heatmap (target >= 10x), "
           f"{r['speedup_vs_vgg19_with_uncertainty']:.2f}x with the uncertainty", file=buf)
+    if "volume_batched_ms" in r:
+        print(f"  a volume's {r['volume_slices']} slices ({VOLUME_SIDE}x{VOLUME_SIDE}), prepared and predicted: "
+              f"{r['volume_batched_ms']:.1f} ms as the volume path does it (batches, two preparing threads), "
+              f"{r['volume_slice_by_slice_ms']:.1f} ms one call each: {r['volume_batch_speedup']:.2f}x; the network "
+              f"alone {r['volume_network_batched_ms']:.1f} ms batched, {r['volume_network_slice_by_slice_ms']:.1f} ms "
+              f"one call each: {r['volume_network_batch_speedup']:.2f}x", file=buf)
     return buf.getvalue().rstrip()
