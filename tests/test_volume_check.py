@@ -168,3 +168,25 @@ def test_choosing_the_rule_on_validation_volumes():
     assert best["balanced_accuracy"] == 1.0
     assert "2 tumour, 2 tumour-free" in rule.chosen_on
     assert replace(rule, measured={}).peak_smooth in (1, 3)
+
+
+def test_the_volume_report_holds_the_answer_the_strip_and_the_peak_slice():
+    from io import BytesIO
+
+    from pypdf import PdfReader
+
+    from brainscan.app import report
+    from brainscan.app.volume_panels import volume_report
+    from brainscan.cam.overlay import gradcam_overlay
+
+    data, _ = phantom_nifti()
+    result = check_volume(BlobModel(), read_nifti(data, "head.nii.gz"), "gradcam", tta=False)
+    overlay = gradcam_overlay(result.peak.scan.pixels, result.peak.heatmap.original, 0.4)
+    section = volume_report(result, overlay)
+    assert [c.split(",")[0] for _, c in section.views] == ["Axial", "Coronal", "Sagittal"]
+    assert section.strip.ndim == 3 and section.strip.shape[1] > section.strip.shape[0]
+    pdf = report.build_pdf(result.peak, overlay, "Heatmap: Grad-CAM", {"name": "blob"}, None, volume=section)
+    text = " ".join(p.extract_text() for p in PdfReader(BytesIO(pdf)).pages)
+    assert "The volume: head.nii.gz" in text and "30 axial slices" in text
+    assert "The peak slice, checked as a single scan" in text and "Preprocessing steps" in text
+    assert "RAS+" in text

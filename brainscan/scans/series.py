@@ -101,7 +101,10 @@ def assemble(files: Sequence[SeriesFile], name: str) -> vol.Volume:
     else:
         order, slots, step, origin = _by_instance(files, frames, label, notes)
     missing = set(range(slots)) - {slot for _, slot in order}
-    raw, window, monochrome1, meta = _decode(files, frames, order, slots, rows, cols, label)
+    from brainscan.scans import reader
+
+    with reader.BUDGET.reserve(slots * rows * cols * itemsize, label):  # the series' voxels, while they are decoded
+        raw, window, monochrome1, meta = _decode(files, frames, order, slots, rows, cols, label)
     row_dir, col_dir = np.array(orientation[:3]), np.array(orientation[3:])
     lps = np.eye(4)
     lps[:3, 0] = row_dir * spacing[1]  # along a row: the column index grows (PixelSpacing[1])
