@@ -72,14 +72,11 @@ def test_scan_check_of_a_sample(page, shipped_url):
     assert_snapshot(screenshot(page, **SHOT), "pages/scan.png")
 
 
-def test_model_page(page, shipped_url):
-    open_page(page, shipped_url, "model", "Model and metrics")
-    assert_snapshot(screenshot(page, **SHOT), "pages/model.png")
-
-
-def test_case_library(page, shipped_url):
-    open_page(page, shipped_url, "cases", "Case library")
-    assert_snapshot(screenshot(page, **SHOT), "pages/cases.png")
+@pytest.mark.parametrize(("path", "heading"), [("model", "Model and metrics"), ("cases", "Case library"),
+                                              ("train", "Train a model")])
+def test_page_as_opened(page, shipped_url, path, heading):
+    open_page(page, shipped_url, path, heading)
+    assert_snapshot(screenshot(page, **SHOT), f"pages/{path}.png")
 
 
 def test_quiz_first_case(page, shipped_url):
@@ -88,7 +85,3 @@ def test_quiz_first_case(page, shipped_url):
     settle(page)
     assert_snapshot(screenshot(page, **SHOT), "pages/quiz.png")
 
-
-def test_train_page(page, shipped_url):
-    open_page(page, shipped_url, "train", "Train a model")
-    assert_snapshot(screenshot(page, **SHOT), "pages/train.png")
