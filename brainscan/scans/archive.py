@@ -73,6 +73,41 @@ def _check(infos: list[zipfile.ZipInfo], max_total_bytes: int, max_files: int, m
     return entries
 
 
+NAME_MAX_BYTES = 255  # one file or folder name (the usual file-system limit)
+PATH_MAX_BYTES = 1024  # a whole entry name inside the destination
+
+
+def _shown(name: str, limit: int = 60) -> str:
+    """An entry name as a message shows it: at most limit characters."""
+    return name if len(name) <= limit else name[: limit - 3] + "..."
+
+
+def _check_names(entries: list[tuple[zipfile.ZipInfo, tuple[str, ...]]]) -> None:
+    """What writing the entries to disk would trip over, refused before anything is written: a name longer than
+    the file system allows, a very long path, the same file twice, a name that is a file and a folder at once."""
+    files: set[tuple[str, ...]] = set()
+    folders: set[tuple[str, ...]] = set()
+    for info, parts in entries:
+        for part in parts:
+            if len(part.encode("utf-8", errors="surrogateescape")) > NAME_MAX_BYTES:
+                raise ArchiveError(f"The zip contains a name longer than {NAME_MAX_BYTES} bytes ({_shown(part)}); "
+                                   "rename it and zip the folder again.")
+        if len("/".join(parts).encode("utf-8", errors="surrogateescape")) > PATH_MAX_BYTES:
+            raise ArchiveError(f"The zip contains a path longer than {PATH_MAX_BYTES} bytes "
+                               f"({_shown(info.filename)}); shorten it and zip the folder again.")
+        if info.is_dir():
+            folders.add(parts)
+        elif parts in files:
+            raise ArchiveError(f"The zip contains {_shown(info.filename)} twice; it was not extracted.")
+        else:
+            files.add(parts)
+        folders.update(parts[:k] for k in range(1, len(parts)))
+    clash = sorted(files & folders)
+    if clash:
+        raise ArchiveError(f"The zip contains {_shown('/'.join(clash[0]))} both as a file and as a folder; it was "
+                           "not extracted.")
+
+
 def _dataset_root(dest: Path, max_depth: int = 4) -> Path:
     """Descend through single top folders (e.g. archive/ or data/) down to where the content starts."""
     from brainscan.scans.datasets import SPLIT_NAMES, canonical_class
@@ -87,6 +122,16 @@ def _dataset_root(dest: Path, max_depth: int = 4) -> Path:
             break
         root = kids[0]
     return root
+
+
+def declared_bytes(data: bytes) -> int:
+    """What the zip's entries declare they unpack to (0 for a file that is not a readable zip); checked again,
+    entry by entry, while extracting."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            return sum(max(0, i.file_size) for i in zf.infolist() if not i.is_dir())
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError):
+        return 0
 
 
 def extract_zip(data: bytes, dest: str | os.PathLike, max_total_bytes: int = 500 * MB, max_files: int = 20000,
@@ -105,9 +150,11 @@ def extract_zip(data: bytes, dest: str | os.PathLike, max_total_bytes: int = 500
     written: list[Path] = []
     with zf:
         entries = _check(zf.infolist(), max_total_bytes, max_files, max_ratio, len(data))
+        _check_names(entries)
         dest.mkdir(parents=True, exist_ok=True)
         base = dest.resolve()
         total = 0
+        info = None
         try:
             for info, parts in entries:
                 target = base.joinpath(*parts)
@@ -138,7 +185,10 @@ def extract_zip(data: bytes, dest: str | os.PathLike, max_total_bytes: int = 500
             raise ArchiveError(f"The zip is damaged or inconsistent ({err}); it was not extracted.") from err
         except (OSError, EOFError, RuntimeError, NotImplementedError, ValueError) as err:
             _cleanup(dest, created, written)
-            raise ArchiveError(f"The zip could not be extracted ({type(err).__name__}: {err}).") from err
+            # Never str(err) of an OSError: it names the server's destination path.
+            why = (err.strerror if isinstance(err, OSError) and err.strerror else type(err).__name__).rstrip(".")
+            where = f" at {_shown(info.filename)}" if info is not None else ""
+            raise ArchiveError(f"The zip could not be extracted{where} ({why.lower()}).") from err
     return _dataset_root(dest)
 
 
