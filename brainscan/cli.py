@@ -227,10 +227,11 @@ def cmd_promote(args: argparse.Namespace) -> int:
 def cmd_janitor(args: argparse.Namespace) -> int:
     from brainscan import hosting, janitor, modelfolder, runs
 
-    storage = hosting.settings().storage
+    storage = hosting.HOSTED_STORAGE  # hosted-mode limits unless a flag says otherwise, in either mode (README)
     age = args.max_age_hours * 3600 if args.max_age_hours is not None else storage.max_age_s
     total = args.max_total_mb if args.max_total_mb is not None else storage.max_total_mb
-    report = janitor.sweep(runs.get_runs_dir(), age, total).as_dict()
+    share = args.visitor_mb if args.visitor_mb is not None else storage.visitor_mb
+    report = janitor.sweep(runs.get_runs_dir(), age, total, visitor_mb=share).as_dict()
     report["models_recovered"] = modelfolder.recover_all(runs.get_models_dir())
     _emit(report)
     return 0
@@ -426,6 +427,8 @@ def build_parser() -> argparse.ArgumentParser:
     ja = sub.add_parser("janitor", help="remove leftovers, old uploads and runs (hosted-mode limits by default)")
     ja.add_argument("--max-age-hours", type=float, default=None)
     ja.add_argument("--max-total-mb", type=float, default=None)
+    ja.add_argument("--visitor-mb", type=float, default=None,
+                    help="when over --max-total-mb, visitors above this share lose their oldest files first")
     ja.set_defaults(func=cmd_janitor)
 
     be = sub.add_parser("bench", help="time one scan check against VGG19 predict, and a volume's slices batched "

@@ -48,12 +48,13 @@ def test_age_and_total_size(tmp_path: Path) -> None:
     old = run_folder(tmp_path, "old", "finished", ended=now - 10_000)
     mid = run_folder(tmp_path, "mid", "stopped", ended=now - 100, size=600_000)
     new = run_folder(tmp_path, "new", "finished", ended=now - 10, size=600_000)
-    up = tmp_path / "uploads" / "u1"
+    up = tmp_path / "uploads" / "u1" / "20250101-000000-data"  # one upload of visitor u1: it ages on its own
     up.mkdir(parents=True)
     (up / "a.png").write_bytes(b"p" * 10)
     os.utime(up, (now - 20_000, now - 20_000))
     report = janitor.sweep(tmp_path, max_age_s=3600, now=now)
     assert not old.exists() and not up.exists() and mid.exists() and new.exists()
+    assert not up.parent.exists(), "the visitor's emptied upload folder goes too"
     assert set(report.removed) == {str(old), str(up)}
     report = janitor.sweep(tmp_path, max_total_mb=1.0, now=now)
     assert not mid.exists() and new.exists(), "oldest first until under the cap"
