@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 import signal
 import subprocess
@@ -34,6 +35,9 @@ from brainscan.runfolder import (
 
 TRAINER: Sequence[str] = (sys.executable, "-m", "brainscan", "train")
 """The argv prefix that starts a trainer; the run's settings follow it (brainscan.runfolder.train_argv)."""
+DEFAULT_TRAINER = tuple(TRAINER)
+KEEPER_LOCK = ".keeper.lock"  # in runs/: held by the keeper process for as long as it lives
+KEEPER_LOG = ".keeper.log"  # in runs/: what the keeper process prints (its errors)
 
 # Popen objects of the runs this process started: polling them reaps the child (a finished child
 # that nobody waits for stays a zombie, and os.kill(pid, 0) still succeeds on a zombie).
@@ -114,6 +118,50 @@ def pid_alive(pid: int | None, run_dir: str | os.PathLike | None = None) -> bool
         return True
 
 
+def keeper_alive(root: Path) -> bool:
+    """Whether a keeper process (runs.keeper) holds root's keeper lock."""
+    try:
+        fh = open(root / KEEPER_LOCK, "a+")  # noqa: SIM115 - closed below
+    except OSError:
+        return False
+    with fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(fh, fcntl.LOCK_UN)
+        return False
+
+
+_KEEPERS: dict[str, subprocess.Popen] = {}
+
+
+def spawn_keeper(root: Path, idle_exit_s: float = 60.0) -> subprocess.Popen | None:
+    """Start `python -m brainscan.runs.keeper` for root in its own session (so that it outlives this process, as
+    the trainers do) unless one is alive; it ends by itself once nothing has waited or trained for idle_exit_s.
+    The trainer command (TRAINER) goes with it when it is not the default."""
+    key = str(root)
+    mine = _KEEPERS.get(key)
+    if mine is not None and mine.poll() is None:
+        return None
+    if not root.is_dir() or keeper_alive(root):
+        return None
+    cmd = [sys.executable, "-m", "brainscan.runs.keeper", "--runs-dir", str(root), "--idle-exit", str(idle_exit_s)]
+    if tuple(TRAINER) != DEFAULT_TRAINER:
+        cmd += ["--trainer", json.dumps(list(TRAINER))]
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep)
+                                                            if p])
+    try:
+        with open(root / KEEPER_LOG, "ab") as log:
+            proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+    except OSError:
+        return None
+    _KEEPERS[key] = proc
+    return proc
+
+
 def killed_by(run_dir: Path) -> str | None:
     """The signal that ended run_dir's trainer, when this process started it and a signal ended it."""
     proc = _PROCS.get(str(run_dir))
@@ -125,7 +173,7 @@ def killed_by(run_dir: Path) -> str | None:
 
 def reap() -> None:
     """Collect finished children so they do not linger as zombies."""
-    for proc in list(_PROCS.values()):
+    for proc in [*_PROCS.values(), *_KEEPERS.values()]:
         proc.poll()
 
 

@@ -1,9 +1,11 @@
 """The training queue of hosted mode: one run trains at a time, the others wait as 'queued' (first come, first
-served) and start when the slot is free; a run past its time limit is stopped. advance_queue() does both and is
-called by the Train page every few seconds and by a keeper thread of the app's server (keep_queue_moving).
+served) and start when the slot is free; a run past its time limit is stopped, and so are the runs of a visitor
+who has gone (runs.visitors). advance_queue() does all three and is called by the Train page every few seconds, by
+a thread of the app's server (keep_queue_moving) and by the keeper process (runs.keeper), which outlives a restart
+of the server.
 
-Who may join the queue is decided in one place, must_wait(): today a bounded queue and a number of waiting or
-running runs per owner (hosting.Limits).
+Who may join the queue is decided in one place, must_wait(): a bounded queue and a number of waiting or running
+runs per owner (hosting.Limits). An owner is a visitor (one browser, all its tabs), so tabs do not multiply it.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +22,8 @@ from brainscan import config, hosting
 from brainscan.errors import RunBusyError, RunError
 from brainscan.modelfolder import read_json, write_json
 from brainscan.runfolder import CONFIG_FILE, STATUS_FILE, read_status, update_status
-from brainscan.runs.process import launch, locked, terminate
+from brainscan.runs import visitors
+from brainscan.runs.process import launch, locked, spawn_keeper, terminate
 from brainscan.runs.reading import QUEUED, RunInfo, active_run, run_dirs, run_info
 
 WALL_GRACE_S = 120.0  # a run past its time limit by this much is stopped by the manager (training/run.py stops itself)
@@ -48,8 +52,9 @@ def must_wait(root: Path, busy: RunInfo | None, owner: str | None, limits: hosti
     if owner is not None and limits is not None and limits.queue_per_owner is not None:
         mine = [r for r in waiting + ([busy] if busy else []) if r.owner == owner]
         if len(mine) >= limits.queue_per_owner:
-            raise RunBusyError("You already have a run waiting or training; stop it or wait for it to end "
-                               "before starting another.")
+            raise RunBusyError(f"You already have a run waiting or training in this browser ({mine[0].name}); one "
+                               "run per visitor (a browser, however many tabs) may wait or train at a time. Stop it "
+                               "or take it out of the queue, from any tab, before starting another.")
     if busy is None and not waiting:
         return False
     if limits is not None and limits.queue_total is not None and len(waiting) >= limits.queue_total:
@@ -72,11 +77,20 @@ def leave_queue(run_dir: Path) -> None:
                           message="Taken out of the queue before it started.")
 
 
-def advance_queue(runs_dir: str | os.PathLike | None = None, grace_s: float | None = None) -> RunInfo | None:
-    """Keep the slot moving (called by the Train page every few seconds): stop the active run when it is past
-    its time limit plus grace_s (default WALL_GRACE_S), and start the first waiting run when the slot is free.
-    Returns the run started, if any."""
+def live_runs(root: Path) -> bool:
+    """Whether a run waits or trains in root (what the keeper is there for)."""
+    return any(read_status(p).get("state") in (QUEUED, "running") for p in run_dirs(root))
+
+
+def advance_queue(runs_dir: str | os.PathLike | None = None, grace_s: float | None = None,
+                  vanished_after_s: float | None = None) -> RunInfo | None:
+    """Keep the slot moving (called by the Train page every few seconds): with vanished_after_s, end the runs of
+    visitors not seen for that long (runs.visitors); stop the active run when it is past its time limit plus
+    grace_s (default WALL_GRACE_S); start the first waiting run when the slot is free. Returns the run started,
+    if any."""
     root = config.runs_dir(runs_dir)
+    if vanished_after_s is not None and root.is_dir():
+        visitors.end_vanished(root, vanished_after_s)
     busy = active_run(root)
     if busy is not None:
         limit = busy.config.get("time_limit_s")
@@ -100,11 +114,14 @@ def advance_queue(runs_dir: str | os.PathLike | None = None, grace_s: float | No
 
 
 def keep_queue_moving(runs_dir: str | os.PathLike | None = None, every_s: float = 5.0,
-                      stop: threading.Event | None = None) -> threading.Thread:
+                      stop: threading.Event | None = None, *, vanished_after_s: float | None = None,
+                      on_tick: Callable[[Path], Any] | None = None, keeper: bool = False) -> threading.Thread:
     """Call advance_queue every every_s seconds from a daemon thread of the app's server process, so that a
-    waiting run starts (and one past its time limit stops) while no visitor has the Train page open. The runs
-    folder is fixed when the thread starts (it may not exist yet); the thread ends when stop is set or when the
-    folder, once there, is removed."""
+    waiting run starts (and one past its time limit, or of a vanished visitor, stops) while no visitor has the
+    Train page open. on_tick(root) runs first on each tick (the app records the visitors it still has connected);
+    with keeper, the keeper process (runs.keeper) is started whenever a run waits or trains and none is alive, so
+    that the queue moves on even while this server is down. The runs folder is fixed when the thread starts (it
+    may not exist yet); the thread ends when stop is set or when the folder, once there, is removed."""
     root = config.runs_dir(runs_dir)
     stop = stop or threading.Event()
 
@@ -117,7 +134,14 @@ def keep_queue_moving(runs_dir: str | os.PathLike | None = None, every_s: float 
                 continue
             seen = True
             try:
-                advance_queue(root)
+                if on_tick is not None:
+                    on_tick(root)
+                if vanished_after_s is None:
+                    advance_queue(root)
+                else:
+                    advance_queue(root, vanished_after_s=vanished_after_s)
+                if keeper and live_runs(root):
+                    spawn_keeper(root)
             except Exception:  # noqa: BLE001 - a bad run folder must not end the keeper; the page shows it
                 logging.getLogger("brainscan.runs").exception("advancing the training queue failed")
 
