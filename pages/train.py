@@ -6,6 +6,7 @@ only reads the run folders (progress refreshes every 2 s in a fragment).
 
 from __future__ import annotations
 
+import shutil
 import time
 import zlib
 from pathlib import Path
@@ -14,10 +15,10 @@ import pandas as pd
 import streamlit as st
 
 from brainscan import hosting, janitor, runs
-from brainscan.app import figures, ui
+from brainscan.app import figures, ui, visitor
 from brainscan.app.metrics_panel import metrics_panel
 from brainscan.errors import BrainScanError
-from brainscan.scans.archive import extract_zip
+from brainscan.scans.archive import declared_bytes, extract_zip
 from brainscan.scans.summary import dataset_summary, find_datasets
 from brainscan.training import architectures
 from brainscan.training.progress import is_trainer_line
@@ -37,7 +38,8 @@ def _settings() -> hosting.Settings:
 
 
 def _owner() -> str:
-    return runs.session_owner(st.session_state)
+    """This browser's visitor id (all its tabs share it; see brainscan.app.visitor)."""
+    return visitor.register()
 
 
 def _upload_limit_mb(settings: hosting.Settings) -> int:
@@ -46,9 +48,41 @@ def _upload_limit_mb(settings: hosting.Settings) -> int:
 
 
 def _uploads_dir() -> Path:
-    """This session's upload folder (runs/uploads/<owner>/): in hosted mode a run may train only on these and on
+    """This visitor's upload folder (runs/uploads/<owner>/): in hosted mode a run may train only on these and on
     the declared datasets."""
-    return runs.get_runs_dir() / runs.UPLOADS / _owner()[:16]
+    return runs.get_runs_dir() / runs.UPLOADS / janitor.owner_key(_owner())
+
+
+def _shown(text: str, info: runs.RunInfo | None = None, data: str | None = None) -> str:
+    """text as a visitor may see it: no server path (a run's own files relative to the run, the dataset by its
+    label, everything else by its last part)."""
+    data = data if data is not None else (str(info.config.get("data") or "") if info is not None else None)
+    labels = hosting.path_labels(run_dir=info.path if info is not None else None, data=data or None,
+                                 data_label=_data_label(data).strip("`") if data else "the dataset",
+                                 runs_dir=runs.get_runs_dir())
+    labels[str(_uploads_dir())] = "your uploads"
+    return hosting.hide_paths(text, labels)
+
+
+def _upload_item(root: Path) -> Path | None:
+    """The upload folder (runs/uploads/<owner>/<upload>) that holds an extracted dataset root."""
+    base = _uploads_dir().resolve()
+    path = root.resolve()
+    while path.parent != base:
+        if path.parent == path:
+            return None
+        path = path.parent
+    return path
+
+
+def _forget_upload(root: Path) -> None:
+    """A refused upload goes at once (it would only fill the disk)."""
+    item = _upload_item(root)
+    if item is not None:
+        shutil.rmtree(item, ignore_errors=True)
+    cache: dict[str, str] = st.session_state.setdefault("train_uploads", {})
+    for key in [k for k, v in cache.items() if v == str(root)]:
+        del cache[key]
 
 
 # --- dataset --------------------------------------------------------------------------------------
@@ -92,13 +126,25 @@ def _extract_upload(upload, settings: hosting.Settings) -> Path | None:
     if upload.size > limit * 2**20:
         st.error(f"{upload.name} is {upload.size / 2**20:,.0f} MB; zips of at most {limit} MB are accepted here.")
         return None
+    data = upload.getvalue()
+    share = settings.storage.visitor_mb
+    fits, used = janitor.make_room(runs.get_runs_dir(), _owner(), declared_bytes(data), share)
+    if not fits:
+        st.error(f"Your runs and uploads here take {used / 2**20:,.0f} MB of the {share:,.0f} MB each visitor may "
+                 f"use, and this zip unpacks to {declared_bytes(data) / 2**20:,.0f} MB; stop or wait for your run "
+                 "(its data cannot be removed while it waits or trains), or upload a smaller zip.")
+        return None
     dest = _uploads_dir() / f"{time.strftime('%Y%m%d-%H%M%S')}-{runs.slugify(upload.name)}"
+    n = 2
+    while dest.exists():
+        dest = dest.with_name(f"{dest.name.rsplit('~', 1)[0]}~{n}")
+        n += 1
     try:
         with st.spinner("Unpacking the zip..."):
-            root = extract_zip(upload.getvalue(), dest, max_total_bytes=settings.storage.unpacked_mb * 2**20,
+            root = extract_zip(data, dest, max_total_bytes=settings.storage.unpacked_mb * 2**20,
                                max_files=settings.storage.unpacked_files)
     except BrainScanError as err:
-        st.error(str(err))
+        st.error(_shown(str(err)))
         return None
     cache[upload.file_id] = str(root)
     return root
@@ -148,9 +194,13 @@ def dataset_section(settings: hosting.Settings) -> tuple[Path | None, dict | Non
         with st.spinner("Reading the dataset and looking for near-duplicate images (first time only)..."):
             summary = _summary(str(root), _stamp(root))
     except BrainScanError as err:
-        st.error(str(err))
+        if source == UPLOAD:
+            _forget_upload(root)
+        st.error(_shown(str(err), data=str(root)))
         return None, None
     except OSError:
+        if source == UPLOAD:
+            _forget_upload(root)
         st.error(unreadable)  # the same sentence as for a missing folder: nothing about what exists
         return None, None
     show_summary(summary)
@@ -211,7 +261,9 @@ def settings_section(root: Path | None, settings: hosting.Settings) -> None:
         st.caption(f"Limits of this public deployment: {archs}"
                    f", images up to {max(lim.img_sizes)} px, at most {lim.max_epochs} epochs and "
                    f"{lim.max_images:,} training images, {int(lim.wall_s or 0) // 60} minutes per run; one run "
-                   "trains at a time and the others wait in a queue, one per visitor.")
+                   "trains at a time and the others wait in a queue, one per visitor (a browser, however many tabs "
+                   f"it has open); a visitor with no tab open for {int(lim.visitor_grace_s or 0) // 60} minutes "
+                   "loses its waiting or training run.")
     with st.form("train_settings", border=True):
         c1, c2, c3 = st.columns(3)
         arch = c1.selectbox("Architecture", list(lim.architectures), format_func=ARCH_LABELS.get, key="train_arch")
@@ -266,16 +318,16 @@ def settings_section(root: Path | None, settings: hosting.Settings) -> None:
         else:
             run_dir = runs.start_run(config, owner=_owner())
     except runs.RunBusyError as err:
-        st.warning(str(err))
+        st.warning(_shown(str(err)))
         return
     except BrainScanError as err:
-        st.error(str(err))
+        st.error(_shown(str(err), data=config["data"]))
         return
     st.session_state["train_selected"] = run_dir.name
     position = runs.queue_position(run_dir)
     if position:
         st.info(f"Run {run_dir.name} is number {position} in the queue; it starts when the runs before it have "
-                "ended. Keep this page open: runs belong to this browser session.")
+                "ended. It belongs to this browser: any of its tabs shows it and may take it out of the queue.")
     else:
         st.success(f"Started run {run_dir.name}. Progress appears below; you may leave this page meanwhile.")
 
@@ -295,7 +347,7 @@ def progress_section() -> None:
     try:
         _progress()
     except Exception as err:  # noqa: BLE001 - fragment reruns bypass render()'s handler
-        st.error(f"The progress could not be read: {type(err).__name__}: {err}")
+        st.error(_shown(f"The progress could not be read: {type(err).__name__}: {err}"))
 
 
 def _progress() -> None:
@@ -303,23 +355,24 @@ def _progress() -> None:
     flash = st.session_state.pop("train_flash", None)
     if flash:
         st.info(flash)
-    runs.advance_queue()
     owner = _owner()
+    runs.advance_queue(vanished_after_s=settings.limits.visitor_grace_s if settings.hosted else None)
     info = runs.active_run()
     if settings.hosted:
-        mine = runs.list_runs(owner=owner)
-        waiting = next((r for r in mine if r.queued), None)
+        waiting = [r for r in runs.list_runs(owner=owner) if r.queued]
         if info is not None and info.owner != owner:
             p = info.progress
             where = f" (epoch {p.epoch} of {p.epochs})" if p else ""
             st.caption(f"Another visitor's run is training{where}; it ends within "
                        f"{int(settings.limits.wall_s or 0) // 60} minutes of its start.")
             info = None
-        if waiting is not None:
-            st.info(f"Your run {waiting.name} is number {runs.queue_position(waiting.path)} in the queue.")
-            if st.button("Leave the queue", key="train_leave"):
-                runs.stop_run(waiting.path, owner=owner)
+        for run in waiting:  # this browser's waiting runs, whichever tab started them
+            st.info(f"Your run {run.name} is number {runs.queue_position(run.path)} in the queue.")
+            if st.button("Leave the queue", key=f"train_leave_{run.name}"):
+                final = runs.stop_run(run.path, owner=owner)
+                st.session_state["train_flash"] = f"Run {final.name} left the queue."
                 st.rerun()
+        if waiting:
             return
     if info is None:
         if st.session_state.pop("train_watching", None):
@@ -343,11 +396,11 @@ def _progress() -> None:
         st.caption(f"Elapsed: {_duration(info.elapsed_s)}")
     lines = [ln for ln in info.log_tail if is_trainer_line(ln)]
     if lines:
-        st.code("\n".join(lines[-6:]), language=None, wrap_lines=True)
+        st.code(_shown("\n".join(lines[-6:]), info), language=None, wrap_lines=True)
     if st.button("Stop training", key="train_stop", help="Stops after the current batch; no model is saved."):
         with st.spinner("Stopping..."):
             final = runs.stop_run(info.path, timeout=20, owner=owner if settings.hosted else None)
-        st.session_state["train_flash"] = f"Run {final.name} is {final.state}. {final.message}".strip()
+        st.session_state["train_flash"] = _shown(f"Run {final.name} is {final.state}. {final.message}".strip(), final)
         st.session_state.pop("train_watching", None)
         st.rerun()
 
@@ -386,7 +439,7 @@ def promote_box(info: runs.RunInfo) -> None:
             try:
                 dst = runs.promote(info.path, owner=_owner() if settings.hosted else None)
             except (BrainScanError, OSError) as err:
-                st.error(f"The model could not be promoted: {err}")
+                st.error(_shown(f"The model could not be promoted: {err}", info))
                 return
             st.cache_resource.clear()
             st.success(f"{info.name} is now the model in {dst.parent.name}/{dst.name}; the Scan page uses it.")
@@ -398,7 +451,7 @@ def show_run(info: runs.RunInfo) -> None:
     text = {"finished": "finished", "running": "still training", "stopped": "stopped before the end",
             "failed": "failed", "crashed": "ended unexpectedly", "queued": "is waiting in the queue"
             }.get(info.state, info.state)
-    box(f"Run {info.name} {text}" + (f": {info.message}" if info.message else "."))
+    box(f"Run {info.name} {text}" + (f": {_shown(info.message, info)}" if info.message else "."))
     if cfg:
         st.caption(f"{ARCH_LABELS.get(cfg.get('arch'), cfg.get('arch'))}, {cfg.get('img_size')} px, "
                    f"{len(info.history.get('loss', [])) or (info.progress.epoch if info.progress else 0)} of "
@@ -417,7 +470,7 @@ def show_run(info: runs.RunInfo) -> None:
         promote_box(info)
     if info.log_tail:
         with st.expander("Log (last lines)"):
-            st.code("\n".join(info.log_tail), language=None, wrap_lines=True)
+            st.code(_shown("\n".join(info.log_tail), info), language=None, wrap_lines=True)
 
 
 def _data_label(path: str) -> str:
@@ -511,21 +564,23 @@ def render() -> None:
     settings = _settings()
     if settings.hosted:
         st.caption("Train a tumor classifier on labelled MRI slices. This is a public (hosted) deployment: your runs "
-                   "and uploads are yours alone (this browser session), they are deleted after "
-                   f"{int(settings.storage.max_age_s or 0) // 3600} hours, and runs wait in a fair queue.")
+                   "and uploads are yours alone (this browser, in any of its tabs), they are deleted after "
+                   f"{int(settings.storage.max_age_s or 0) // 3600} hours and may take "
+                   f"{settings.storage.visitor_mb or 0:,.0f} MB together, and runs wait in a fair queue.")
     else:
         st.caption("Train a tumor classifier on a folder of labelled MRI slices. Training runs as a separate process "
                    "on the server, one run at a time; you can leave this page and come back.")
     ui.disclaimer()
     try:
-        janitor.sweep_now_and_then(runs.get_runs_dir(), settings.storage.max_age_s, settings.storage.max_total_mb)
+        janitor.sweep_now_and_then(runs.get_runs_dir(), settings.storage.max_age_s, settings.storage.max_total_mb,
+                                   visitor_mb=settings.storage.visitor_mb)
         root, _ = dataset_section(settings)
         settings_section(root, settings)
         progress_section()
         st.divider()
         results_section(settings)
     except Exception as err:  # noqa: BLE001 - a page shows a sentence, never a traceback
-        st.error(f"Something went wrong on this page: {type(err).__name__}: {err}")
+        st.error(_shown(f"Something went wrong on this page: {type(err).__name__}: {err}"))
 
 
 render()
