@@ -157,7 +157,7 @@ def predict_paths(model: Model, paths: list[str], cam: bool = False, cam_method:
     file as before. With slices: every file one line as before (a folder expanded), a NIfTI file one line per axial
     slice, a zip one line per file inside."""
     from brainscan.check import check_file
-    from brainscan.scans.studies import Study, studies_from_paths
+    from brainscan.scans.studies import Study, peek, studies_from_paths
 
     cam = cam or bool(cam_out)
     if not slices:
@@ -165,7 +165,7 @@ def predict_paths(model: Model, paths: list[str], cam: bool = False, cam_method:
     else:
         studies = []
         for p in _expand(paths):
-            head = _peek(p)
+            head = peek(p)
             from brainscan.scans.nifti import looks_like_nifti
             from brainscan.scans.studies import is_zip
 
@@ -197,14 +197,6 @@ def _check_bytes_line(model: Model, study, cam: bool, cam_method: str) -> dict:
         return {"file": study.name, "error": str(err)}
     except Exception as err:  # noqa: BLE001
         return {"file": study.name, "error": f"This file could not be processed ({type(err).__name__})."}
-
-
-def _peek(path: str) -> bytes:
-    try:
-        with open(path, "rb") as fh:
-            return fh.read(1024)
-    except OSError:
-        return b""
 
 
 def _expand(paths: list[str]) -> list[str]:

@@ -178,13 +178,12 @@ def _folder_studies(folder: str, files: list[str]) -> list[tuple[object, list[st
     DICOM files grouped into series; files that are single images are left out."""
     from brainscan.scans import reader
     from brainscan.scans.nifti import looks_like_nifti
-    from brainscan.scans.studies import MAX_DICOM_FILES, Study, is_zip, sort_files
+    from brainscan.scans.studies import MAX_DICOM_FILES, Study, is_zip, peek, sort_files
 
     out: list[tuple[object, list[str]]] = []
     dicom: list[str] = []
     for f in files:
-        with open(f, "rb") as fh:
-            head = fh.read(1024)
+        head = peek(f)
         if (len(head) >= 132 and head[128:132] == b"DICM") or f.lower().endswith((".dcm", ".dicom")):
             dicom.append(f)
         elif is_zip(head) or looks_like_nifti(head, f):

@@ -156,12 +156,20 @@ def _series_studies(dicoms: list[tuple[int, str, bytes, str | None]]) -> list[tu
 
 # --- paths (the command line) ---------------------------------------------------------------------------------
 
-def _peek(path: str, n: int = 1024) -> bytes:
+def peek(path: str, n: int = 1024) -> bytes:
+    """The first n bytes of a regular file; b"" for anything else (a FIFO is never waited on, a device never read)."""
+    import stat
+
     try:
-        with open(path, "rb") as fh:
-            return fh.read(n)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except OSError:
         return b""
+    try:
+        return os.read(fd, n) if stat.S_ISREG(os.fstat(fd).st_mode) else b""
+    except OSError:
+        return b""
+    finally:
+        os.close(fd)
 
 
 def _walk(folder: str) -> list[str]:
@@ -196,7 +204,7 @@ def studies_from_paths(paths: Iterable[str]) -> list[Study]:
 
 
 def _file(path: str) -> list[Study]:
-    head = _peek(path)
+    head = peek(path)
     if not (_volume_like(head, path) or _looks_dicom(head, path)):
         return [Study(path, "file", path=path)]
     try:
@@ -209,7 +217,7 @@ def _file(path: str) -> list[Study]:
 def _folder(folder: str) -> list[Study]:
     files = _walk(folder)
     label = os.path.basename(os.path.normpath(folder)) or folder
-    heads = {f: _peek(f) for f in files}
+    heads = {f: peek(f) for f in files}
     dicom = [f for f in files if _looks_dicom(heads[f], f)]
     out: list[tuple[int, Study]] = []
     if len(dicom) > MAX_DICOM_FILES:
