@@ -76,3 +76,21 @@ def test_a_zip_with_a_series_and_a_bad_volume(model_env):
     assert "truncated" in df["Problem"].tolist()[1]
     assert any("truncated" in e.value for e in at.error)
     assert "Result for study.zip (DICOM series, 12 files)" in texts(at)
+
+
+def test_a_4d_file_gets_a_volume_picker(model_env):
+    d = phantom_volume(14, 96, lesion=(7, 30, 60), seed=5)
+    ras = np.ascontiguousarray(d.transpose(2, 1, 0)[::-1, ::-1, :])
+    four = nifti_bytes(np.stack([ras, ras // 2, np.zeros_like(ras)], axis=-1), np.diag([1.0, 1.0, 3.0, 1.0]))
+    at = upload(scan_page(), ("dwi.nii.gz", four))
+    assert not at.exception
+    picker = next(n for n in at.number_input if n.key.startswith("vol4d-"))
+    assert "3 volumes" in picker.label and picker.value == 0
+    assert "Volume 0 of the 3 in this 4-D file." in texts(at)
+    picker.set_value(2).run()
+    assert not at.exception
+    assert "none of its 14 slices holds enough of a head" in texts(at)  # the third volume is empty: said
+    picker = next(n for n in at.number_input if n.key.startswith("vol4d-"))  # and the picker stays
+    picker.set_value(1).run()
+    assert not at.exception
+    assert "Volume 1 of the 3 in this 4-D file." in texts(at)

@@ -98,22 +98,32 @@ def _volume_index() -> dict:
     return st.session_state.setdefault("_volume_index", {})
 
 
+def volume_count(upload: VolumeUpload) -> int:
+    """Volumes in a 4-D NIfTI file (1 otherwise), from its header, remembered per session."""
+    counts: dict = st.session_state.setdefault("_volume_counts", {})
+    if upload.digest not in counts:
+        counts[upload.digest] = 1
+        if upload.study.kind == "nifti":
+            from brainscan.scans.nifti import volume_count as count
+
+            try:
+                counts[upload.digest] = count(upload.study.files[0][1], upload.name)
+            except ScanError:
+                pass  # refused in words when it is read
+    return counts[upload.digest]
+
+
 def _result(access: Any, upload: VolumeUpload) -> Any:
-    """The volume's result (every slice's answer; no heatmap), shared by sessions; ScanError when it cannot be."""
-    from brainscan.scans.nifti import MultiVolumeError
+    """The volume's result (every slice's answer; no heatmap), shared by sessions; ScanError when it cannot be.
+    A 4-D file: the volume picked in this session, else the first."""
     from brainscan.volume_check import check_volume
 
     study = upload.study
-    index = _volume_index().get(upload.digest)
+    index = _volume_index().get(upload.digest, 0) if volume_count(upload) > 1 else None
     model = access.model()
 
     def compute() -> Any:
-        try:
-            volume = study.load(index)
-        except MultiVolumeError as err:
-            _volume_index()[upload.digest] = 0
-            st.session_state.setdefault("_volume_counts", {})[upload.digest] = err.count
-            volume = study.load(0)
+        volume = study.load(index)
         with access.holder.lock:
             return check_volume(model, volume, None)
 
@@ -133,7 +143,8 @@ def summarise(access: Any, upload: VolumeUpload) -> Summary:
         summary.slices = result.volume.n_slices
         summary.thumbnail = ui.thumbnail_url(result.volume.slice_pixels(k))
     except ScanError as err:
-        summary.error = str(err)
+        if volume_count(upload) == 1:  # a 4-D file keeps its row and its picker; the view says what went wrong
+            summary.error = str(err)
     except Exception as err:  # noqa: BLE001 - never a traceback for the user
         log.error("Unexpected %s while checking an uploaded volume", type(err).__name__)
         summary.error = f"{upload.name} could not be checked because of an unexpected problem."
@@ -152,9 +163,8 @@ def details(access: Any, summary: Summary, slice_view: SliceView) -> None:
 
     upload: VolumeUpload = summary.upload  # type: ignore[assignment]
     st.subheader(f"Result for {upload.name}")
-    counts = st.session_state.get("_volume_counts", {})
-    if upload.digest in counts:
-        n = counts[upload.digest]
+    n = volume_count(upload)
+    if n > 1:
         index = st.number_input(f"Volume of this 4-D file ({n} volumes, e.g. DWI directions or fMRI time points)",
                                 0, n - 1, _volume_index().get(upload.digest, 0), key=f"vol4d-{upload.digest}",
                                 width=420)
@@ -173,7 +183,8 @@ def details(access: Any, summary: Summary, slice_view: SliceView) -> None:
         with holder.lock:
             return check_slice(model, volume, peak, "gradcam", tta=False, class_index=heatmap_class_index(model, a))
 
-    peak_result = holder.results.get(("volume-peak", upload.digest, _volume_index().get(upload.digest)), peak_check)
+    which = _volume_index().get(upload.digest, 0) if n > 1 else None
+    peak_result = holder.results.get(("volume-peak", upload.digest, which), peak_check)
     result.peak = peak_result
     _answer(result)
     tumor = result.slices.tumor()
@@ -193,7 +204,7 @@ def details(access: Any, summary: Summary, slice_view: SliceView) -> None:
     if k in result.slices.outside_head:
         st.caption(f"Slice {k} lies outside the head and did not count towards the volume's answer; it is checked "
                    "below as a single slice.")
-    key = (upload.digest, _volume_index().get(upload.digest), k)
+    key = (upload.digest, which, k)
     st.subheader(f"Slice {k}: everything a single scan gets")
     slice_view(f"slice {k} of {upload.name}", key, lambda method: holder.results.get(
         ("volume-slice", *key, method), lambda: access.check(slice_scan(volume, k), method)))

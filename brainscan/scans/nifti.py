@@ -104,6 +104,18 @@ def _affine(hdr, label: str, notes: list[str]) -> np.ndarray:
     return affine
 
 
+def volume_count(data: bytes, name: str = "") -> int:
+    """How many 3-D volumes a NIfTI file holds, from its header alone (1 for a 3-D file); ScanError if unreadable."""
+    label = _label(name)
+    head = _gunzip_head(data, _HEADER_BYTES) if data[:2] == GZIP_MAGIC else bytes(data[:_HEADER_BYTES])
+    _, hdr = _header(head, label)
+    try:
+        shape = tuple(int(d) for d in hdr.get_data_shape())
+    except Exception:  # noqa: BLE001
+        raise ScanError(f"{label} has a damaged NIfTI header.") from None
+    return int(np.prod(shape[3:])) if len(shape) > 3 else 1
+
+
 def read_nifti(data: bytes, name: str = "", volume: int | None = None) -> vol.Volume:
     """A NIfTI file's bytes -> Volume. A 4-D file needs ``volume`` (0-based), else MultiVolumeError says how many
     it holds. ScanError (one sentence) for anything that cannot be used."""
