@@ -68,12 +68,15 @@ def test_a_zip_with_a_series_and_a_bad_volume(model_env):
     with zipfile.ZipFile(buf, "w") as z:
         for name, data in series():
             z.writestr(f"s/{name}", data)
+        z.writestr("s/extra.png", png(seed=3))
     whole = head_nifti()
     at = upload(scan_page(), ("study.zip", buf.getvalue()), ("cut.nii.gz", whole[: len(whole) // 2]))
     assert not at.exception
     df = at.dataframe[0].value
-    assert df["File"].tolist()[0] == "study.zip (DICOM series, 12 files): volume of 12 slices"
-    assert "truncated" in df["Problem"].tolist()[1]
+    assert df["File"].tolist() == ["study.zip (DICOM series, 12 files): volume of 12 slices", "extra.png",
+                                   "cut.nii.gz"]
+    assert df["Problem"].tolist()[:2] == ["", ""]  # the image inside the zip is checked as a single image
+    assert "truncated" in df["Problem"].tolist()[2]
     assert any("truncated" in e.value for e in at.error)
     assert "Result for study.zip (DICOM series, 12 files)" in texts(at)
 

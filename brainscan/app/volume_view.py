@@ -69,18 +69,21 @@ def group(files: list[Upload]) -> list[Upload]:
     if key not in memo:
         memo.clear()
         memo[key] = _group(files)
-    return [u if isinstance(u, VolumeUpload) else files[u] for u in memo[key]]
+    return [u if isinstance(u, Upload) else files[u] for u in memo[key]]
 
 
-def _group(files: list[Upload]) -> list[VolumeUpload | int]:
-    """VolumeUploads, and indices into files for the uploads that stay single (so their bytes are not kept here)."""
+def _group(files: list[Upload]) -> list[Upload | int]:
+    """VolumeUploads, single files found inside a zip, and indices into files for the uploads that stay single (so
+    their bytes are not kept twice)."""
     from brainscan.scans.studies import sort_files
 
     by_id = {id(f.data): i for i, f in enumerate(files)}
-    out: list[VolumeUpload | int] = []
+    out: list[Upload | int] = []
     for study in sort_files([(f.name, f.data) for f in files]):
-        if study.kind == "file" and study.files and id(study.files[0][1]) in by_id:
-            out.append(by_id[id(study.files[0][1])])
+        if study.kind == "file" and study.files:
+            data = study.files[0][1]
+            out.append(by_id[id(data)] if id(data) in by_id else
+                       Upload(study.name, data, hashlib.blake2b(data, digest_size=16).hexdigest()))
             continue
         digest = hashlib.blake2b("|".join(sorted(files[by_id[id(d)]].digest if id(d) in by_id else
                                                  hashlib.blake2b(d, digest_size=16).hexdigest()

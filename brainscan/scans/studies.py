@@ -83,8 +83,9 @@ def sort_files(files: Sequence[tuple[str, bytes]], *, folder: str | None = None)
 
 def _sort(files: Sequence[tuple[str, bytes]], folder: str | None) -> list[tuple[int, Study]]:
     """sort_files with the index of each study's first file in ``files``."""
-    expanded: list[tuple[int, str, bytes, str | None]] = []  # (index in files, name, data, zip or folder)
-    out: list[tuple[int, Study]] = []
+    # ((index in files, position in its zip), name, data, zip or folder it came from)
+    expanded: list[tuple[tuple[int, int], str, bytes, str | None]] = []
+    out: list[tuple[tuple[int, int], Study]] = []
     for index, (name, data) in enumerate(files):
         if is_zip(data):
             from brainscan.scans.archive import zip_members
@@ -92,12 +93,12 @@ def _sort(files: Sequence[tuple[str, bytes]], folder: str | None) -> list[tuple[
             try:
                 members = zip_members(data, ZIP_MAX_BYTES, ZIP_MAX_FILES, ZIP_MAX_RATIO)
             except ArchiveError as err:
-                out.append((index, Study(_base(name), "refused", error=f"{_base(name)}: {err}")))
+                out.append(((index, 0), Study(_base(name), "refused", error=f"{_base(name)}: {err}")))
                 continue
-            expanded.extend((index, f"{_base(name)}/{m}", d, _base(name)) for m, d in members)
+            expanded.extend(((index, j), f"{_base(name)}/{m}", d, _base(name)) for j, (m, d) in enumerate(members))
         else:
-            expanded.append((index, name, data, folder))
-    dicoms: list[tuple[int, str, bytes, str | None]] = []
+            expanded.append(((index, 0), name, data, folder))
+    dicoms: list[tuple[tuple[int, int], str, bytes, str | None]] = []
     for index, name, data, origin in expanded:
         kind = _kind(name, data)
         if kind == "nifti":
@@ -110,10 +111,11 @@ def _sort(files: Sequence[tuple[str, bytes]], folder: str | None) -> list[tuple[
         else:
             out.append((index, Study(_base(name), "file", ((_base(name), data),))))
     out.extend(_series_studies(dicoms))
-    return sorted(out, key=lambda item: item[0])
+    return [(key[0], study) for key, study in sorted(out, key=lambda item: item[0])]
 
 
-def _series_studies(dicoms: list[tuple[int, str, bytes, str | None]]) -> list[tuple[int, Study]]:
+def _series_studies(dicoms: list[tuple[tuple[int, int], str, bytes, str | None]]
+                    ) -> list[tuple[tuple[int, int], Study]]:
     from brainscan.scans.dicom import slice_header
     from brainscan.scans.series import SeriesFile, is_volume
 
@@ -121,8 +123,8 @@ def _series_studies(dicoms: list[tuple[int, str, bytes, str | None]]) -> list[tu
         where = dicoms[0][3] or "The drop"
         return [(dicoms[0][0], Study(where, "refused", error=f"{where} holds {len(dicoms):,} DICOM files; at most "
                                                             f"{MAX_DICOM_FILES:,} are read at once (one series)."))]
-    groups: dict[tuple[str | None, str], list[tuple[int, SeriesFile]]] = {}
-    singles: list[tuple[int, Study]] = []
+    groups: dict[tuple[str | None, str], list[tuple[tuple[int, int], SeriesFile]]] = {}
+    singles: list[tuple[tuple[int, int], Study]] = []
     for i, name, data, origin in dicoms:
         try:
             header = slice_header(data)
