@@ -43,8 +43,10 @@ def check_slice(model: Model, volume: Volume, k: int, cam_method: str | None = "
 def heatmap_class_index(model: Model, result: VolumeAnswer) -> int | None:
     """The class the peak slice's heatmap explains: the volume's answer when it is a tumour (the slice itself may
     be just below the threshold), else the slice's own answer."""
+    from brainscan.runtime.answer import heatmap_class
+
     p = result.prediction
-    return model.classes.index(p.label) if p.is_tumor else None
+    return model.classes.index(heatmap_class(p)) if p.is_tumor else None
 
 
 @dataclass

@@ -254,6 +254,7 @@ def outline_distance_mm(volume: Volume, masks: dict[int, np.ndarray], ras: tuple
 def point(model: Model, checked: Checked, rule: VolumeRule, data: Path, cam_method: str) -> dict:
     """Peak slice in the tumour's slices, and the peak slice's heatmap maximum within NEAR_MM of the outline."""
     from brainscan.cam.heatmap import heatmap
+    from brainscan.runtime.answer import most_probable_tumor_class
     from brainscan.scans.preprocess import prepare
 
     k = peak_slice(checked.tumor, rule.peak_smooth)
@@ -262,7 +263,7 @@ def point(model: Model, checked: Checked, rule: VolumeRule, data: Path, cam_meth
         return {**out, "near_outline": False}
     volume = checked.case.build()
     prepared = prepare(volume.slice_pixels(k), model.size, keep_steps=False)
-    cls = max(checked.types, key=lambda c: checked.types[c][k])  # where it points at a tumour
+    cls = most_probable_tumor_class({c: v[k] for c, v in checked.types.items()})  # where it points at a tumour
     hm = heatmap(model, prepared, model.classes.index(cls), cam_method)
     ras = volume.display_world(*hm.peak, k)
     masks = {s: cv2.imread(str(data / LGG / f), cv2.IMREAD_GRAYSCALE) > 127
