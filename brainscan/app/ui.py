@@ -129,7 +129,7 @@ class ModelHolder:
         check (prediction, test-time views, heatmap) on a phantom, so the interpreter's kernels are ready."""
         import pandas  # noqa: F401 - the results table's (0.2 s to import)
 
-        from brainscan.app import results, teaching  # noqa: F401 - the Scan page's own modules
+        from brainscan.app import results  # noqa: F401 - the Scan page's results table
         from brainscan.check import check_scan
         from brainscan.scans import dicom  # noqa: F401 - pydicom and its pixel plugins
         from brainscan.scans.io import Scan

@@ -28,7 +28,7 @@ from brainscan.runs.queue import advance_queue, live_runs
 
 def keep(root: Path, every_s: float = 2.0, idle_exit_s: float | None = 60.0, janitor_every_s: float = 60.0) -> int:
     """The keeper's loop (returns when idle long enough, or when root is removed). Call with the lock held."""
-    log = logging.getLogger("brainscan.keeper")
+    log = logging.getLogger("brainscan.runs.keeper")
     idle_since = time.monotonic()
     last_sweep = 0.0
     while root.is_dir():
