@@ -13,21 +13,8 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import os
 import sys
 from pathlib import Path
-
-
-def _expand(paths: list[str]) -> list[str]:
-    out: list[str] = []
-    for p in paths:
-        if os.path.isdir(p):
-            for dirpath, dirnames, files in os.walk(p):
-                dirnames.sort()
-                out.extend(os.path.join(dirpath, f) for f in sorted(files) if not f.startswith("."))
-        else:
-            out.append(p)
-    return out
 
 
 def _emit(obj: dict) -> None:
@@ -39,9 +26,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
     """One line per volume (a NIfTI file, a DICOM series in a folder or zip) and per other file, in input order
     (brainscan.volume_check.predict_paths); with --slices one per slice as before."""
     from brainscan.check import load_checker
-    from brainscan.volume_check import predict_paths
+    from brainscan.volume_check import expand_paths, predict_paths
 
-    if not _expand(args.paths):
+    if not expand_paths(args.paths):
         print("error: no input files found", file=sys.stderr)
         return 2
     checker = load_checker(args.model)
@@ -55,8 +42,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def cmd_convert(args: argparse.Namespace) -> int:
     from brainscan.scans.convert import convert_paths
+    from brainscan.volume_check import expand_paths
 
-    results = convert_paths(_expand(args.paths), args.out, fmt=args.format, frame=args.frame)
+    results = convert_paths(expand_paths(args.paths), args.out, fmt=args.format, frame=args.frame)
     for r in results:
         _emit(r)
     return 1 if any("error" in r for r in results) else 0
@@ -284,23 +272,35 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="python -m brainscan", description="BrainScan: brain-MRI tumor check (research demo).")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
+    # Options several commands share (argparse parents): one definition, one help text.
+    model_opt = argparse.ArgumentParser(add_help=False)
+    model_opt.add_argument("--model", help="model folder (default: $BRAINSCAN_MODEL, else models/default)")
+    json_opt = argparse.ArgumentParser(add_help=False)
+    json_opt.add_argument("--json", action="store_true", help="print JSON instead of a summary")
+    dedup_opts = argparse.ArgumentParser(add_help=False)
+    dedup_opts.add_argument("--yes-no", help="a yes/no folder (e.g. navoneel-yes-no)")
+    dedup_opts.add_argument("--dedup-against", action="append",
+                            help="drop yes/no images with a near-duplicate in this folder (repeatable)")
+    dedup_opts.add_argument("--recipe", help="the recipe the model was trained with: drop yes/no images with a "
+                                             "near-duplicate in any of its sources, reusing its hash cache (external: "
+                                             "also the pointing game on its outlined test slices)")
+    dedup_opts.add_argument("--data-root", help="with --recipe: where its sources are (default: the recipe's own)")
+    cam_opt = argparse.ArgumentParser(add_help=False)
+    cam_opt.add_argument("--cam-method", default=DEFAULT_CAM_METHOD, choices=CAM_METHODS,
+                         help=f"the heatmap method (default {DEFAULT_CAM_METHOD}, as the app)")
+
     fa = sub.add_parser("familiarity", help="fit the pixel familiarity check of a model folder from its split")
     fa.add_argument("model")
     fa.add_argument("--data", required=True, help="the dataset folder the model was trained on")
     fa.set_defaults(func=cmd_familiarity)
 
-    un = sub.add_parser("uncertainty", help="choose the 'needs a human' threshold on validation; coverage/accuracy "
-                                           "curves on the test split and external sets (writes uncertainty.json)")
+    un = sub.add_parser("uncertainty", parents=[dedup_opts],
+                        help="choose the 'needs a human' threshold on validation; coverage/accuracy curves on the "
+                             "test split and external sets (writes uncertainty.json)")
     un.add_argument("model")
     un.add_argument("--data", required=True, help="the dataset folder the model was trained on (its split.json's root)")
     un.add_argument("--coverage", type=float, default=0.9, help="share of validation scans left answered (0.9)")
     un.add_argument("--brats", help="brats2013-slices folder (tumour vs tumour-free per sequence)")
-    un.add_argument("--yes-no", help="a yes/no folder (e.g. navoneel-yes-no)")
-    un.add_argument("--dedup-against", action="append",
-                    help="drop yes/no images with a near-duplicate in this folder (repeatable)")
-    un.add_argument("--recipe", help="the recipe the model was trained with: drop yes/no images with a "
-                                     "near-duplicate in any of its sources, reusing its hash cache")
-    un.add_argument("--data-root", help="with --recipe: where its sources are (default: the recipe's own)")
     un.set_defaults(func=cmd_uncertainty)
 
     sa = sub.add_parser("sanity", help="heatmap sanity check: model randomisation (writes sanity.json/.npz)")
@@ -312,17 +312,16 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("model")
     ex.set_defaults(func=cmd_export_litert)
 
-    pr = sub.add_parser("predict", help="classify scans and volumes (NIfTI, a folder or zip of a DICOM series); "
-                                        "JSON Lines on stdout")
+    pr = sub.add_parser("predict", parents=[model_opt, cam_opt],
+                        help="classify scans and volumes (NIfTI, a folder or zip of a DICOM series); JSON Lines on "
+                             "stdout")
     pr.add_argument("paths", nargs="+")
-    pr.add_argument("--model", help="model folder (default: the one in models/)")
     pr.add_argument("--cam", action="store_true", help="add cam_peak [x, y] in original pixel coordinates (a volume: "
                                                        "on its peak slice, and cam_peak_ras_mm [x, y, z] in RAS+ mm)")
     pr.add_argument("--slices", action="store_true", help="one line per slice instead of one per volume (DICOM "
                                                           "files one each, as before; a NIfTI file one per slice)")
     pr.add_argument("--volume", type=int, default=None, metavar="N",
                     help="for a 4-D NIfTI file (DWI, fMRI): check volume N (from 0)")
-    pr.add_argument("--cam-method", default=DEFAULT_CAM_METHOD, choices=CAM_METHODS)
     pr.add_argument("--cam-out", help="also write heatmap overlays (PNG) to this folder")
     pr.set_defaults(func=cmd_predict)
 
@@ -377,46 +376,36 @@ def build_parser() -> argparse.ArgumentParser:
     })
     tr.set_defaults(func=cmd_train)
 
-    ev = sub.add_parser("evaluate", help="metrics of a model on a labelled folder")
+    ev = sub.add_parser("evaluate", parents=[model_opt, json_opt], help="metrics of a model on a labelled folder")
     ev.add_argument("data")
-    ev.add_argument("--model")
-    ev.add_argument("--json", action="store_true")
     ev.set_defaults(func=cmd_evaluate)
 
-    ex = sub.add_parser("external", help="evaluate on other sources (BRATS slices, a yes/no set); stored in the card")
-    ex.add_argument("--model")
+    ex = sub.add_parser("external", parents=[model_opt, dedup_opts, cam_opt],
+                        help="evaluate on other sources (BRATS slices, a yes/no set); stored in the card")
     ex.add_argument("--brats")
     ex.add_argument("--brats-patients", metavar="P1,P2",
                     help="count only these patients (those a model trained with --extra-train did not see)")
-    ex.add_argument("--yes-no")
-    ex.add_argument("--dedup-against", action="append",
-                    help="drop yes/no images with a near-duplicate in this folder (repeatable)")
-    ex.add_argument("--recipe", help="the recipe the model was trained with: dedup against all of its sources, and "
-                                     "the pointing game on its outlined test slices (lgg-tcga-slices)")
-    ex.add_argument("--data-root", help="with --recipe: where its sources are (default: the recipe's own)")
     ex.add_argument("--max-per-sequence", type=int, default=0)
-    ex.add_argument("--cam-method", default=DEFAULT_CAM_METHOD, choices=CAM_METHODS,
-                    help=f"the heatmap method of the pointing game (default {DEFAULT_CAM_METHOD}, as the app)")
     ex.set_defaults(func=cmd_external)
 
-    pg = sub.add_parser("pointing", help="compare heatmap methods by the pointing game on the recipe's outlined "
-                                          "slices of one split part (validation: where a method may be chosen)")
+    pg = sub.add_parser("pointing", parents=[json_opt],
+                        help="compare heatmap methods by the pointing game on the recipe's outlined slices of one "
+                             "split part (validation: where a method may be chosen)")
     pg.add_argument("model")
     pg.add_argument("--recipe", required=True, help="the recipe the model was trained with (recipes/v3.toml)")
     pg.add_argument("--data-root", help="where its sources are (default: the recipe's own)")
     pg.add_argument("--part", default="val", choices=("val", "test", "institution_holdout"))
     pg.add_argument("--methods", default=",".join(CAM_METHODS), help="comma-separated (default: all)")
-    pg.add_argument("--json", action="store_true")
     pg.set_defaults(func=cmd_pointing)
 
-    ve = sub.add_parser("volumes-eval", help="choose the volume rule on validation patients and measure it on held-out "
-                                             "ones (writes volume.json into the model folder)")
+    ve = sub.add_parser("volumes-eval", parents=[json_opt],
+                        help="choose the volume rule on validation patients and measure it on held-out ones (writes "
+                             "volume.json into the model folder)")
     ve.add_argument("model", nargs="?", default="models/default")
     ve.add_argument("--data", required=True, help="the shared data folder (lgg-tcga-slices, ms-ljubljana-slices, "
                                                   "ms-ljubljana-volumes)")
     ve.add_argument("--no-write", action="store_true", help="measure only; leave volume.json as it is")
     ve.add_argument("--per-volume", metavar="FILE", help="also write every volume's per-slice probabilities (JSON)")
-    ve.add_argument("--json", action="store_true")
     ve.set_defaults(func=cmd_volumes_eval)
 
     po = sub.add_parser("promote", help="copy a finished run's model into models/ atomically")
@@ -431,10 +420,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="when over --max-total-mb, visitors above this share lose their oldest files first")
     ja.set_defaults(func=cmd_janitor)
 
-    be = sub.add_parser("bench", help="time one scan check against VGG19 predict, and a volume's slices batched "
-                                      "against slice by slice")
-    be.add_argument("--json", action="store_true")
-    be.add_argument("--model")
+    be = sub.add_parser("bench", parents=[json_opt, model_opt],
+                        help="time one scan check against VGG19 predict, and a volume's slices batched against slice "
+                             "by slice")
     be.add_argument("--repeats", type=int, default=7)
     be.set_defaults(func=cmd_bench)
     return p

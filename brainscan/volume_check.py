@@ -166,7 +166,7 @@ def predict_paths(model: Model, paths: list[str], cam: bool = False, cam_method:
         studies = studies_from_paths(paths)
     else:
         studies = []
-        for p in _expand(paths):
+        for p in expand_paths(paths):
             head = peek(p)
             from brainscan.scans.nifti import looks_like_nifti
             from brainscan.scans.studies import is_zip
@@ -201,7 +201,8 @@ def _check_bytes_line(model: Model, study, cam: bool, cam_method: str) -> dict:
         return {"file": study.name, "error": f"This file could not be processed ({type(err).__name__})."}
 
 
-def _expand(paths: list[str]) -> list[str]:
+def expand_paths(paths: list[str]) -> list[str]:
+    """Files as given, folders as their files (recursively, sorted, hidden ones left out)."""
     import os
 
     out: list[str] = []
