@@ -20,13 +20,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from brainscan.modelfolder import read_json
-from brainscan.runfolder import CONFIG_FILE, UPLOADS, read_status, remove_killed_save
+from brainscan.runfolder import CONFIG_FILE, UPLOADS, read_status, remove_killed_save, remove_path
 
 PROTECTED_STATES = ("running", "queued")
 OWNER_KEY = 16
@@ -56,14 +55,6 @@ def tree_bytes(path: Path) -> int:
             with contextlib.suppress(OSError):
                 total += os.lstat(os.path.join(dirpath, f)).st_size
     return total
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
 
 
 def _state(run_dir: Path) -> str:
@@ -140,7 +131,7 @@ def entries(root: Path, leftovers: list[str] | None = None) -> list[Entry]:
 
 def _drop(entry: Entry, report: Report) -> int:
     size = entry.size
-    _remove(entry.path)
+    remove_path(entry.path)
     report.removed.append(str(entry.path))
     report.freed_bytes += size
     parent = entry.path.parent

@@ -75,7 +75,8 @@ def update_status(run_dir: str | os.PathLike, **fields: Any) -> dict:
 
 # --- leftovers of a killed save -----------------------------------------------------------------
 
-def _remove(path: Path) -> None:
+def remove_path(path: Path) -> None:
+    """A file, link or folder gone (a folder with everything in it); already gone is fine."""
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path, ignore_errors=True)
     else:
@@ -92,12 +93,12 @@ def remove_killed_save(run_dir: str | os.PathLike) -> list[Path]:
     for pattern in KILLED_SAVE_PATTERNS:
         for left in sorted(run_dir.glob(pattern)):
             if left not in removed and (left.exists() or left.is_symlink()):
-                _remove(left)
+                remove_path(left)
                 removed.append(left)
     if not (run_dir / CARD_FILE).is_file():
         for name in WEIGHT_FILES:
             if (run_dir / name).exists():
-                _remove(run_dir / name)
+                remove_path(run_dir / name)
                 removed.append(run_dir / name)
     return removed
 
