@@ -17,6 +17,14 @@ class ScanError(BrainScanError, ValueError):
     """Input that cannot be used; ``str(err)`` is one clear sentence for a user."""
 
 
+class MultiVolumeError(ScanError):
+    """A 4-D file (DWI, fMRI, ...) when no volume was chosen: ``count`` volumes, numbered from 0."""
+
+    def __init__(self, message: str, count: int):
+        super().__init__(message)
+        self.count = count
+
+
 class DatasetError(BrainScanError, ValueError):
     """A folder that is not a usable dataset; the message says why in one sentence."""
 

@@ -265,11 +265,12 @@ def thumbnail_url(pixels: np.ndarray, side: int = 72) -> str:
     return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
 
 
-def sample_files() -> list[Path]:
-    """Files in sample_images/ (README and hidden files excluded), sorted by name."""
-    if not SAMPLES_DIR.is_dir():
+def sample_files(subfolder: str = "") -> list[Path]:
+    """Files in sample_images/ or one of its folders (volumes/), README and hidden files excluded, by name."""
+    folder = SAMPLES_DIR / subfolder if subfolder else SAMPLES_DIR
+    if not folder.is_dir():
         return []
-    return sorted(p for p in SAMPLES_DIR.iterdir()
+    return sorted(p for p in folder.iterdir()
                   if p.is_file() and not p.name.startswith(".") and p.name.lower() != "readme.md")
 
 

@@ -34,11 +34,7 @@ VIEW_SIDE = 340  # the orthogonal views' width on the page
 
 def sample_uploads() -> list[Upload]:
     """The sample volumes (sample_images/volumes/: a NIfTI file, a zipped DICOM series) as one-click pills."""
-    from brainscan.config import SAMPLES_DIR
-
-    folder = SAMPLES_DIR / "volumes"
-    found = sorted(p for p in folder.glob("*") if p.is_file() and not p.name.startswith(".")) if folder.is_dir() \
-        else []
+    found = ui.sample_files("volumes")
     if not found:
         return []
     by_name = {p.name: p for p in found}

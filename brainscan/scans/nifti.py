@@ -19,7 +19,7 @@ from io import BytesIO
 
 import numpy as np
 
-from brainscan.errors import ScanError
+from brainscan.errors import MultiVolumeError, ScanError  # noqa: F401 - MultiVolumeError: raised here, imported from here by callers
 from brainscan.scans import reader
 from brainscan.scans import volume as vol
 
@@ -28,14 +28,6 @@ _HEADER_BYTES = 540  # NIfTI-2's header (NIfTI-1's is 348)
 _INFLATE_IN = 256 * 1024
 _INFLATE_OUT = 4 * 1024 * 1024
 _DTYPES = frozenset("u1 i1 i2 u2 i4 u4 f4 f8 i8 u8".split())
-
-
-class MultiVolumeError(ScanError):
-    """A 4-D file (DWI, fMRI, ...) when no volume was chosen: ``count`` volumes, numbered from 0."""
-
-    def __init__(self, message: str, count: int):
-        super().__init__(message)
-        self.count = count
 
 
 def _label(name: str) -> str:
