@@ -160,7 +160,7 @@ def test_deflated_inflation_stops_at_the_budget(monkeypatch):
 
     from dicom_bombs import deflate_bomb
 
-    import brainscan.scans.dicom as dcm
+    import brainscan.scans.dicom_budget as budget
 
     produced = []
     real = zlib.decompressobj
@@ -177,12 +177,12 @@ def test_deflated_inflation_stops_at_the_budget(monkeypatch):
         def __getattr__(self, name):
             return getattr(self.inner, name)
 
-    monkeypatch.setattr(dcm.zlib, "decompressobj", Counting)
-    monkeypatch.setattr(dcm.pydicom, "dcmread", lambda *a, **k: pytest.fail("pydicom saw the bomb"))
+    monkeypatch.setattr(budget.zlib, "decompressobj", Counting)
+    monkeypatch.setattr(budget.pydicom, "dcmread", lambda *a, **k: pytest.fail("pydicom saw the bomb"))
     with pytest.raises(ScanError, match="would inflate"):
         load_scan(deflate_bomb(reader.MAX_DECODED_BYTES + 64 * MB))  # budget + 64 MB of zeros
-    assert sum(produced) <= reader.MAX_DECODED_BYTES + dcm._INFLATE_OUT
-    assert max(produced) <= dcm._INFLATE_OUT
+    assert sum(produced) <= reader.MAX_DECODED_BYTES + budget._INFLATE_OUT
+    assert max(produced) <= budget._INFLATE_OUT
 
 
 def test_normal_deflated_dicom_reads_the_same_pixels_as_uncompressed(make_dicom):
@@ -310,11 +310,11 @@ def test_honest_small_codestreams_still_decode(syntax):
 
 def test_declared_native_frames_over_the_budget_refused_from_the_header(files, tmp_path, monkeypatch):
     data = native_bomb(bits=8, **DECLARED)
-    import brainscan.scans.dicom as dcm
+    import brainscan.scans.dicom_budget as budget
 
     reads = []
-    real = dcm.pydicom.dcmread
-    monkeypatch.setattr(dcm.pydicom, "dcmread", lambda *a, **k: reads.append(k) or real(*a, **k))
+    real = budget.pydicom.dcmread
+    monkeypatch.setattr(budget.pydicom, "dcmread", lambda *a, **k: reads.append(k) or real(*a, **k))
     with pytest.raises(ScanError, match="320 MB once decoded"):
         load_scan(data, "x.dcm")
     assert [k["stop_before_pixels"] for k in reads] == [True]  # the pixel data was never read
