@@ -100,6 +100,7 @@ class ModelHolder:
         self._start_lock = threading.Lock()
         self._done = threading.Event()
         self._thread: threading.Thread | None = None
+        self._timer: threading.Timer | None = None
         self._model: Any = None
         self._error: str | None = None
 
@@ -108,6 +109,14 @@ class ModelHolder:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._load, name="brainscan-model-loader", daemon=True)
                 self._thread.start()
+
+    def start_later(self, delay_s: float) -> None:
+        """start() after delay_s seconds (one timer however often this is called); start() itself stays immediate."""
+        with self._start_lock:
+            if self._thread is None and self._timer is None:
+                self._timer = threading.Timer(delay_s, self.start)
+                self._timer.daemon = True
+                self._timer.start()
 
     def _load(self) -> None:
         try:
@@ -184,10 +193,8 @@ def start_model_loading() -> None:
     page view of any page, the model is loaded and warmed in the background, before anyone drops a scan. A scan
     dropped sooner starts the loading at once (ModelHolder.get)."""
     holder = model_holder()
-    if holder is not None and holder.state == "idle":
-        timer = threading.Timer(LOAD_AFTER_S, holder.start)
-        timer.daemon = True
-        timer.start()
+    if holder is not None:
+        holder.start_later(LOAD_AFTER_S)
 
 
 def check(holder: ModelHolder, model: Any, scan: Any, cam_method: str | None, tta: bool = True) -> Any:
