@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from brainscan.errors import ModelError
-from brainscan.runtime.inference import mahalanobis, predict, predict_batch, softmax, tumor_probability
+from brainscan.runtime.inference import mahalanobis, make_prediction, predict, predict_batch, softmax
 from brainscan.runtime.keras_model import load_model
 from brainscan.training import export
 from brainscan.training.architectures import build_model
@@ -32,10 +32,10 @@ def test_softmax_temperature_flattens():
 
 
 def test_tumor_probability_and_missing_notumor():
-    probs = np.array([[0.1, 0.2, 0.6, 0.1]])
-    assert tumor_probability(probs, ["glioma", "meningioma", "notumor", "pituitary"])[0] == pytest.approx(0.4)
-    with pytest.raises(ModelError):
-        tumor_probability(probs, ["a", "b", "c", "d"])
+    p = make_prediction({"glioma": 0.1, "meningioma": 0.2, "notumor": 0.6, "pituitary": 0.1}, 0.5)
+    assert p.tumor_probability == pytest.approx(0.4) and p.label == "notumor"
+    other = make_prediction({"a": 0.1, "b": 0.2, "c": 0.6, "d": 0.1}, 0.5)  # no 'notumor': no tumour decision
+    assert np.isnan(other.tumor_probability) and other.threshold is None and other.label == "c"
 
 
 def test_mahalanobis_is_zero_at_class_mean():

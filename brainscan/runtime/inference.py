@@ -90,13 +90,6 @@ def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
-def tumor_probability(probs: np.ndarray, classes: list[str]) -> np.ndarray:
-    probs = np.atleast_2d(probs)
-    if "notumor" in classes:
-        return 1.0 - probs[:, classes.index("notumor")]
-    raise ModelError("The model has no 'notumor' class, so it cannot give a tumor probability.")
-
-
 def mahalanobis(features: np.ndarray, ood: dict[str, np.ndarray]) -> np.ndarray:
     """Distance of each feature vector to the nearest class mean."""
     diffs = features[:, None, :] - ood["means"][None]  # n x classes x d
