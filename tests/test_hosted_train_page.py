@@ -9,14 +9,13 @@ one epoch a second, so a run stays in training while the test looks at it).
 from __future__ import annotations
 
 import json
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
-from train_page_helpers import PAGE, rerun_until, start, texts, tiny_settings
+from train_page_helpers import PAGE, hosted_env, rerun_until, start, texts, tiny_settings
 
 from brainscan import hosting, runs
 
@@ -32,13 +31,8 @@ def phantoms(tmp_path_factory) -> str:
 
 @pytest.fixture
 def env(tmp_path: Path, monkeypatch, phantoms: str) -> Iterator[Path]:
-    monkeypatch.setenv(runs.RUNS_ENV, str(tmp_path / "runs"))
-    monkeypatch.setenv(runs.MODELS_ENV, str(tmp_path / "models"))
-    monkeypatch.setenv(hosting.HOSTED_ENV, "1")
-    monkeypatch.setenv(hosting.DATASETS_ENV, f"Phantoms={phantoms}")
+    hosted_env(monkeypatch, tmp_path, phantoms)
     monkeypatch.delenv(hosting.OPERATOR_KEY, raising=False)
-    fake = Path(__file__).resolve().with_name("fake_brainscan_trainer.py")
-    monkeypatch.setattr(runs.process, "TRAINER", [sys.executable, str(fake), "--epoch-seconds=1", "train"])
     yield tmp_path
     for info in runs.list_runs(tmp_path / "runs"):
         if info.state in ("running", "queued"):

@@ -9,21 +9,18 @@ or log line the page shows. Runs start tests/fake_brainscan_trainer.py (no Tenso
 
 from __future__ import annotations
 
-import io
 import os
 import sys
-import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
-from train_page_helpers import PAGE, rerun_until, start, texts, tiny_settings
+from train_page_helpers import FAKE_TRAINER, PAGE, hosted_env, rerun_until, start, texts, tiny_settings, zip_bytes
 
 from brainscan import hosting, janitor, runs
 from brainscan.app import visitor
 
-FAKE = Path(__file__).resolve().with_name("fake_brainscan_trainer.py")
 BROWSER = {"cookie": ""}
 
 
@@ -46,12 +43,8 @@ def phantoms(tmp_path_factory) -> str:
 
 @pytest.fixture
 def env(tmp_path: Path, monkeypatch, phantoms: str) -> Iterator[Path]:
-    monkeypatch.setenv(runs.RUNS_ENV, str(tmp_path / "runs"))
-    monkeypatch.setenv(runs.MODELS_ENV, str(tmp_path / "models"))
-    monkeypatch.setenv(hosting.HOSTED_ENV, "1")
-    monkeypatch.setenv(hosting.DATASETS_ENV, f"Phantoms={phantoms}")
+    hosted_env(monkeypatch, tmp_path, phantoms)
     monkeypatch.delenv(hosting.GRACE_ENV, raising=False)
-    monkeypatch.setattr(runs.process, "TRAINER", [sys.executable, str(FAKE), "--epoch-seconds=1", "train"])
     monkeypatch.setattr(visitor, "_cookie", lambda: BROWSER["cookie"])
     yield tmp_path
     for info in runs.list_runs(tmp_path / "runs"):
@@ -124,14 +117,6 @@ def test_a_waiting_run_is_left_from_another_tab_of_the_same_browser(env: Path) -
     assert not [x for x in b1.button if x.label == "Leave the queue"], "the first tab follows"
 
 
-def _zip(entries: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
-        for name, payload in entries.items():
-            zf.writestr(name, payload)
-    return buf.getvalue()
-
-
 def _upload(at: AppTest, name: str, data: bytes) -> AppTest:
     at.radio(key="train_source").set_value("Upload a zip").run()
     return at.file_uploader(key="train_zip").upload(name, data, "application/zip").run()
@@ -139,11 +124,11 @@ def _upload(at: AppTest, name: str, data: bytes) -> AppTest:
 
 def _dataset_zip(phantoms: str, top: str = "mine") -> bytes:
     src = Path(phantoms)
-    return _zip({f"{top}/{p.relative_to(src)}": p.read_bytes() for p in sorted(src.rglob("*.png"))})
+    return zip_bytes({f"{top}/{p.relative_to(src)}": p.read_bytes() for p in sorted(src.rglob("*.png"))})
 
 
 def test_a_refused_upload_is_removed_at_once(env: Path) -> None:
-    at = _upload(tab(A), "notes.zip", _zip({f"notes/part-{k}.bin": b"\0" * 100_000 for k in range(5)}))
+    at = _upload(tab(A), "notes.zip", zip_bytes({f"notes/part-{k}.bin": b"\0" * 100_000 for k in range(5)}))
     assert "not a dataset folder" in texts(at.error) or "class folders" in texts(at.error), everything(at)
     uploads = env / "runs" / runs.UPLOADS
     assert not [p for p in uploads.rglob("*") if p.is_file()], "nothing of the refused zip stays on disk"
@@ -188,10 +173,10 @@ def test_no_server_path_in_errors_or_log_lines(env: Path, phantoms: str) -> None
         shown = everything(at)
         assert not [f for f in forbidden if f in shown], shown
 
-    long_name = _upload(tab(A), "long.zip", _zip({"yes/" + "a" * 300 + ".png": b"x", "no/b.png": b"x"}))
+    long_name = _upload(tab(A), "long.zip", zip_bytes({"yes/" + "a" * 300 + ".png": b"x", "no/b.png": b"x"}))
     assert "longer than 255 bytes" in texts(long_name.error)
     clean(long_name)
-    clash = _upload(tab(A), "clash.zip", _zip({"yes/x": b"x", "yes/x/y.png": b"x", "no/a.png": b"x"}))
+    clash = _upload(tab(A), "clash.zip", zip_bytes({"yes/x": b"x", "yes/x/y.png": b"x", "no/a.png": b"x"}))
     assert "both as a file and as a folder" in texts(clash.error)
     clean(clash)
 
@@ -209,8 +194,8 @@ def test_no_server_path_in_errors_or_log_lines(env: Path, phantoms: str) -> None
 
 
 def test_a_failed_runs_message_names_no_server_path(env: Path, phantoms: str, monkeypatch) -> None:
-    monkeypatch.setattr(runs.process, "TRAINER", [sys.executable, str(FAKE), f"--fail=Cannot read {phantoms}/tumor/"
-                                                  "tumor_003.png: broken", "train"])
+    failing = f"--fail=Cannot read {phantoms}/tumor/tumor_003.png: broken"
+    monkeypatch.setattr(runs.process, "TRAINER", [sys.executable, str(FAKE_TRAINER), failing, "train"])
     at = tab(A)
     tiny_settings(at, epochs=2, max_images=16)
     start(at)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
-from train_page_helpers import PAGE, rerun_until, start, texts, tiny_settings
+from train_page_helpers import PAGE, rerun_until, start, texts, tiny_settings, zip_bytes
 
 from brainscan import runs
 
@@ -65,20 +65,9 @@ def test_bad_folders_give_sentences(env: Path, tmp_path: Path) -> None:
     assert next(b for b in at.button if b.label == "Start training").disabled
 
 
-def _zip(entries: dict[str, bytes]) -> bytes:
-    import io
-    import zipfile
-
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
-        for name, payload in entries.items():
-            zf.writestr(name, payload)
-    return buf.getvalue()
-
-
 def test_uploaded_zip_is_unpacked_and_summarised(env: Path, phantoms: str) -> None:
     src = Path(phantoms)
-    data = _zip({f"my-scans/{p.relative_to(src)}": p.read_bytes() for p in sorted(src.rglob("*.png"))})
+    data = zip_bytes({f"my-scans/{p.relative_to(src)}": p.read_bytes() for p in sorted(src.rglob("*.png"))})
     at = page()
     at.radio(key="train_source").set_value("Upload a zip").run()
     at.file_uploader(key="train_zip").upload("my-scans.zip", data, "application/zip").run()
@@ -95,7 +84,7 @@ def test_uploaded_zip_is_unpacked_and_summarised(env: Path, phantoms: str) -> No
 def test_unsafe_zip_is_refused_with_a_sentence(env: Path) -> None:
     at = page()
     at.radio(key="train_source").set_value("Upload a zip").run()
-    at.file_uploader(key="train_zip").upload("evil.zip", _zip({"../../evil.png": b"x"}), "application/zip").run()
+    at.file_uploader(key="train_zip").upload("evil.zip", zip_bytes({"../../evil.png": b"x"}), "application/zip").run()
     assert not at.exception
     assert "leaves its folder" in texts(at.error)
     assert next(b for b in at.button if b.label == "Start training").disabled

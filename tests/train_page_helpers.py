@@ -2,13 +2,38 @@
 
 from __future__ import annotations
 
+import io
+import sys
 import time
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
 PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "train.py")
+FAKE_TRAINER = Path(__file__).resolve().with_name("fake_brainscan_trainer.py")
+
+
+def hosted_env(monkeypatch, tmp_path: Path, phantoms: str) -> None:
+    """Hosted mode over tmp_path's runs and models folders, the phantoms as the one declared dataset, and the fake
+    trainer (a run takes seconds, no TensorFlow)."""
+    from brainscan import hosting, runs
+
+    monkeypatch.setenv(runs.RUNS_ENV, str(tmp_path / "runs"))
+    monkeypatch.setenv(runs.MODELS_ENV, str(tmp_path / "models"))
+    monkeypatch.setenv(hosting.HOSTED_ENV, "1")
+    monkeypatch.setenv(hosting.DATASETS_ENV, f"Phantoms={phantoms}")
+    monkeypatch.setattr(runs.process, "TRAINER", [sys.executable, str(FAKE_TRAINER), "--epoch-seconds=1", "train"])
+
+
+def zip_bytes(entries: dict[str, bytes]) -> bytes:
+    """A zip (in memory) holding these names and contents."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, payload in entries.items():
+            zf.writestr(name, payload)
+    return buf.getvalue()
 
 
 def texts(elements) -> str:
