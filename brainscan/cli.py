@@ -1,5 +1,5 @@
 """Command line: python -m brainscan {predict,convert,train,evaluate,external,pointing,familiarity,uncertainty,
-sanity,volumes-eval,promote,export-litert,bench,janitor} ... (`python -m brainscan --help` lists them; a test checks
+sanity,volumes-eval,promote,export-litert,bench,quantize,compare,janitor} ... (`python -m brainscan --help` lists them; a test checks
 this list)
 
 Bad input never produces a traceback: each file that cannot be used gets one JSON line with an
@@ -118,6 +118,20 @@ def _outlined_source(model, args: argparse.Namespace) -> tuple | None:
     return None
 
 
+def _outlined_classes(model, args: argparse.Namespace) -> tuple | None:
+    """The arguments of evaluate_outlined_images after the model for the recipe's folder source whose tumour
+    images have outlines kept beside it (brain-tumor-mri with brain-tumor-mri-masks): grouped by tumour class."""
+    recipe = _recipe(args.recipe, args.data_root)
+    split = json.loads((Path(model.path) / "split.json").read_text()).get("files", {})
+    for src in recipe.sources:
+        if src.masks and not src.csv:
+            # Folder layout [<split>/]<class>/<file>: the class is the folder above the file.
+            group = {rel: src.classes.get(Path(rel).parent.name, "unknown") for rel in src.masks}
+            return (str(recipe.data_root), split, str(Path(src.path).relative_to(recipe.data_root)), src.masks,
+                    group)
+    return None
+
+
 def cmd_pointing(args: argparse.Namespace) -> int:
     """Compare heatmap methods by the pointing game on one part of the split (validation, to choose one)."""
     from brainscan.cam.methods import get as cam_method
@@ -167,6 +181,12 @@ def cmd_external(args: argparse.Namespace) -> int:
             from brainscan.evaluation.pointing import evaluate_outlined_slices
 
             result["outlined_slices"] = evaluate_outlined_slices(model, *source, cam_method=args.cam_method)
+        by_class = _outlined_classes(model, args)
+        if by_class:
+            from brainscan.evaluation.pointing import evaluate_outlined_images
+
+            result["outlined_classes"] = evaluate_outlined_images(model, *by_class, parts=("test_dedup",),
+                                                                  cam_method=args.cam_method)
     attach_to_model(str(model.path), result)
     write_markdown(model.path)
     print(json.dumps(json.loads((model.path / "card.json").read_text())["external"], indent=2))
@@ -256,6 +276,31 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_quantize(args: argparse.Namespace) -> int:
+    from brainscan.training.quantize import quantize_folder
+
+    print(json.dumps(quantize_folder(args.model, args.out, args.data_root, args.samples), indent=2))
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from brainscan.evaluation.compare import compare, write
+
+    result = compare(args.old, args.new, args.recipe, args.data_root, bench=args.bench)
+    write(result, args.new, args.out)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    old, new = result["old"]["name"], result["new"]["name"]
+    print(f"{'target':<78} {'goal':>7}  {old[:18]:>18}  {new[:18]:>18}")
+    for r in result["rows"]:
+        def cell(v, met):
+            return "n/a" if v is None else f"{v:.3f}" + (" ok" if met else "   ")
+        print(f"{r['label']:<78} {('>= ' if r['higher_is_better'] else '<= ') + format(r['goal'], 'g'):>7}  "
+              f"{cell(r['old'], r['old_met']):>18}  {cell(r['new'], r['new_met']):>18}")
+    return 0
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # usage errors: one line and status 2, no traceback
         self.print_usage(sys.stderr)
@@ -338,8 +383,12 @@ def build_parser() -> argparse.ArgumentParser:
         "recipe": {"help": "a recipe TOML listing several sources (recipes/v3.toml)"},
         "holdout_institution": {"help": "with --recipe: an lgg-tcga institution never trained on (e.g. HT)"},
         "steps_per_epoch": {"help": "with --recipe: balanced batches per epoch (0 = training images / batch size)"},
-        "guide_cams": {"metavar": "W", "help": "with --recipe: weight of a loss that pulls the glioma CAM onto the "
-                                               "tumour outlines of the training data (0 = off)"},
+        "guide_cams": {"metavar": "W", "help": "with --recipe: weight of a loss that pulls each tumour class's CAM "
+                                               "onto the tumour outlines of the training data (0 = off)"},
+        "train_sequences": {"metavar": "SEQ,...", "help": "with --recipe: train and validate on these sequences only "
+                                                          "(e.g. t1c); the test parts keep every sequence"},
+        "init_from": {"metavar": "MODEL", "help": "start from this model folder's weights (same architecture and "
+                                                  "classes; the input size may differ: progressive resizing)"},
         "out": {"required": True, "help": "run folder to create"},
         "arch": {"choices": ARCHITECTURES},
         "epochs": {},
@@ -354,6 +403,9 @@ def build_parser() -> argparse.ArgumentParser:
                                              "(0 = off)"},
         "vflip": {"metavar": "P", "help": "show each training image upside down with this chance, so that a scan "
                                           "stored posterior-up reads like one stored anterior-up (0 = off)"},
+        "contrast": {"metavar": "P", "help": "remap each training image's intensities through a random "
+                                             "non-monotone curve with this chance, so that contrast (sequence) is "
+                                             "no cue for the class (0 = off)"},
         "stripped": {"metavar": "P", "help": "show each training image skull-stripped and re-cropped with this "
                                              "chance (0 = off)"},
         "extra_train": {"metavar": "DIR", "help": "a class-folder set (e.g. glioma/ and notumor/ from another "
@@ -425,6 +477,25 @@ def build_parser() -> argparse.ArgumentParser:
                              "by slice")
     be.add_argument("--repeats", type=int, default=7)
     be.set_defaults(func=cmd_bench)
+
+    qz = sub.add_parser("quantize", help="copy a model folder with a full-integer (int8) LiteRT model, calibrated on "
+                                         "its own training images")
+    qz.add_argument("model")
+    qz.add_argument("--out", required=True, help="the new model folder")
+    qz.add_argument("--data-root", default="../shared/data", help="where the model's split.json files are")
+    qz.add_argument("--samples", type=int, default=300, help="representative training images")
+    qz.set_defaults(func=cmd_quantize)
+
+    cp = sub.add_parser("compare", parents=[json_opt],
+                        help="two model folders side by side on the table of targets (writes comparison.json into "
+                             "the second)")
+    cp.add_argument("old")
+    cp.add_argument("new")
+    cp.add_argument("--recipe", required=True, help="the recipe whose items label the split files (recipes/v4.toml)")
+    cp.add_argument("--data-root", default="../shared/data")
+    cp.add_argument("--bench", action="store_true", help="also time both models against VGG19 (imports TensorFlow)")
+    cp.add_argument("--out", help="also write the comparison here")
+    cp.set_defaults(func=cmd_compare)
     return p
 
 

@@ -68,6 +68,9 @@ class TrainConfig:
     holdout_institution: str = ""  # recipe runs: an lgg-tcga institution kept out of training (a site never seen)
     steps_per_epoch: int = 0  # recipe runs draw balanced batches; 0 = training images / batch size
     guide_cams: float = 0.0  # recipe runs: weight of the mask-guided CAM loss (training.guidance); 0 = off
+    contrast: float = 0.0  # chance that a training image's intensities are remapped by a random non-monotone curve
+    train_sequences: str = ""  # recipe runs: comma list (e.g. "t1c"); training and validation keep only these
+    init_from: str = ""  # a model folder (or its model.keras) whose weights start the run; same arch and classes
     distribute: str = ""  # "" = one device; "mirrored" = every local GPU (tf.distribute.MirroredStrategy)
     cpu_replicas: int = 0  # mirrored without GPUs: split the CPU into this many replicas (tests the path; no speed-up)
 

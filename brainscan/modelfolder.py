@@ -367,10 +367,13 @@ def render_markdown(card: ModelCard, files: list[str] | None = None) -> str:
         if part not in ("test", "institution_holdout"):
             continue
         lines += ["", f"### By source and sequence: {names.get(part, part)}", "",
-                  "| source / sequence | n | tumors | 4-class accuracy | tumor ROC AUC | called tumor |",
-                  "|---|---|---|---|---|---|"]
+                  "| source / sequence | n | tumors | 4-class accuracy | tumor ROC AUC | called tumor | sensitivity / "
+                  "specificity at the threshold |",
+                  "|---|---|---|---|---|---|---|"]
         lines += [f"| {k} | {c['n']} | {c['n_tumor']} | {_pct(c['accuracy'])} | {_num(c.get('tumor_roc_auc'))} | "
-                  f"{_pct(c.get('called_tumor'))} |" for k, c in cells.items()]
+                  f"{_pct(c.get('called_tumor'))} | "
+                  + (f"{_pct(c['sensitivity'])} / {_pct(c['specificity'])} |" if "sensitivity" in c else "n/a |")
+                  for k, c in cells.items()]
     if card.get("unfamiliar_check"):
         lines += ["", f"Unfamiliar-scan check: {card['unfamiliar_check']}."]
     ext = card.get("external", {})

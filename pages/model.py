@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from brainscan.app import figures, source_table, ui
+from brainscan.app import comparison_table, figures, source_table, ui
 from brainscan.app import teaching as ui_teaching
 from brainscan.app.metrics_panel import metrics_panel
 
@@ -144,6 +144,19 @@ def by_source(card: dict) -> None:
             st.pyplot(figures.source_bars(source, [r for r in rows if r["Source"] == source]), width="stretch")
 
 
+def against_previous(path: Path) -> None:
+    """The stored comparison with the model this one replaced (comparison.json), target by target."""
+    from brainscan.evaluation.compare import read
+
+    result = read(path)
+    if result is None:
+        return
+    st.subheader(f"Against {result['old'].get('name', 'the previous model')}")
+    st.caption("Both models measured by the same code on the same images (`" + result.get("command", "") + "`); "
+               "✓ meets the goal, ✗ does not.")
+    st.dataframe(pd.DataFrame(comparison_table.comparison_rows(result)), hide_index=True)
+
+
 def split_figures(metrics: dict, classes: list[str]) -> None:
     available = [k for k in SPLITS if isinstance(metrics.get(k), dict)]
     if not available:
@@ -169,6 +182,7 @@ def main() -> None:
     else:
         model_card(card, files.path)
         by_source(card)
+        against_previous(files.path)
     st.subheader("How the model did on images it was not trained on")
     if files.metrics is None:
         st.info("This model folder has no metrics.json, so the confusion matrix, ROC and calibration curves "

@@ -141,6 +141,29 @@ def test_model_page_without_metrics_files(monkeypatch, tiny_model, tmp_path):
     assert "no metrics.json" in infos and "no history.json" in infos
 
 
+def test_model_page_shows_the_stored_comparison_with_the_previous_model(monkeypatch, tiny_model, tmp_path):
+    from brainscan.evaluation import compare
+
+    folder = tmp_path / "v4"
+    folder.mkdir()
+    shutil.copy(Path(tiny_model) / "card.json", folder / "card.json")
+    rows = [{"key": "yes_no_accuracy", "label": "navoneel yes/no without near-duplicates: accuracy", "goal": 0.9,
+             "higher_is_better": True, "old": 0.847, "new": 0.92, "old_met": False, "new_met": True,
+             "new_better": True}]
+    compare.write({"old": {"name": "v3.1"}, "new": {"name": "v4"}, "rows": rows, "command": "python -m brainscan "
+                   "compare a b"}, str(folder))
+    monkeypatch.setenv("BRAINSCAN_MODEL", str(folder))
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.run()
+    at.switch_page("pages/model.py")
+    at.run()
+    assert not at.exception
+    assert "Against v3.1" in [h.value for h in at.subheader]
+    table = next(d.value for d in at.dataframe if "Goal" in d.value.columns)
+    assert table.iloc[0].to_dict() == {"Measure": rows[0]["label"], "Goal": "≥ 90.0%", "v3.1": "84.7% ✗",
+                                       "v4": "92.0% ✓", "Better": "v4"}
+
+
 def test_no_model_is_explained(monkeypatch, tmp_path):
     monkeypatch.setenv("BRAINSCAN_MODEL", str(tmp_path / "missing"))
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)

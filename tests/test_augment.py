@@ -76,3 +76,32 @@ def test_flip_turns_upside_down_with_its_chance_and_moves_the_outline_alike():
     assert (m.max(axis=(1, 2)) > 0.3).all()
     peak_rows = np.argmax(m.max(axis=2), axis=1)
     assert (peak_rows >= 16).all()  # the outline went upside down with its image (warps move it only a few px)
+
+
+def test_contrast_remap_off_is_identity():
+    x = _heads()
+    np.testing.assert_array_equal(augment.random_contrast_remap(x, p=0.0).numpy(), x.numpy())
+
+
+def test_contrast_remap_can_reorder_tissues_and_keeps_the_background_black():
+    """The lesion (0.3 of the head's brightness) is darker than the head as given; a non-monotone curve makes it
+    the brighter one in some draws (a monotone curve never could), the result stays in [0, 1] and the
+    background stays black."""
+    tf.random.set_seed(3)
+    x = _heads(n=16)
+    inverted = 0
+    for _ in range(4):
+        y = augment.random_contrast_remap(x, p=1.0).numpy()
+        assert y.min() >= 0.0 and y.max() <= 1.0
+        assert (y[x.numpy() <= 0.03] == 0).all()
+        lesion, tissue = y[:, 6, 6, 0], y[:, 8, 12, 0]
+        inverted += int((lesion > tissue).sum())
+    assert 0 < inverted < 64  # reordered in some draws, not in all
+
+
+def test_augment_batch_applies_the_remap_with_the_mask_untouched():
+    tf.random.set_seed(0)
+    x = _heads()
+    mask = tf.zeros_like(x)
+    out, m = augment.augment_batch(x, mask=mask, contrast=1.0)
+    assert out.shape == x.shape and float(tf.reduce_max(m)) == 0.0

@@ -34,9 +34,24 @@ def test_breakdown_per_source_and_sequence():
     y = np.array([0, 1, 1, 1])
     probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.7, 0.3], [0.1, 0.9]])
     out = breakdown(items, y, probs, classes, threshold=0.5)
-    assert out["lgg/flair"] == {"n": 2, "n_tumor": 1, "accuracy": 1.0, "called_tumor": 0.5, "tumor_roc_auc": 1.0}
+    assert out["lgg/flair"] == {"n": 2, "n_tumor": 1, "accuracy": 1.0, "called_tumor": 0.5, "tumor_roc_auc": 1.0,
+                                "sensitivity": 1.0, "specificity": 1.0}
     assert out["ms/t2"]["called_tumor"] == 0.5 and out["ms/t2"]["accuracy"] == 0.5
-    assert "tumor_roc_auc" not in out["ms/t2"]  # one kind only
+    assert "tumor_roc_auc" not in out["ms/t2"] and "sensitivity" not in out["ms/t2"]  # one kind only
+    assert "lgg/all" not in out  # one sequence: nothing to pool
+
+
+def test_breakdown_pools_the_sequences_of_a_source_at_one_threshold():
+    classes = ["glioma", "notumor"]
+    # FLAIR scores high, T1 low: each sequence alone separates perfectly, pooled they do not.
+    items = [Item(str(i), lbl, "lgg", seq, "g") for i, (lbl, seq) in enumerate(
+        [("glioma", "flair"), ("notumor", "flair"), ("glioma", "t1"), ("notumor", "t1")])]
+    y = np.array([0, 1, 0, 1])
+    p_tumor = np.array([0.9, 0.6, 0.4, 0.1])
+    out = breakdown(items, y, np.stack([p_tumor, 1 - p_tumor], axis=1), classes, threshold=0.5)
+    assert out["lgg/flair"]["tumor_roc_auc"] == out["lgg/t1"]["tumor_roc_auc"] == 1.0
+    assert out["lgg/all"]["n"] == 4 and out["lgg/all"]["tumor_roc_auc"] == pytest.approx(0.75)  # 3 of 4 pairs
+    assert out["lgg/all"]["sensitivity"] == 0.5 and out["lgg/all"]["specificity"] == 0.5
 
 
 @dataclass
@@ -123,23 +138,32 @@ def test_stripped_outline_lines_up_with_the_stripped_view_and_loses_what_the_str
     assert mask_targets(items, 48)[0].shape == (3, 48, 48)
 
 
-def test_cam_target_is_the_covered_fraction_per_cell_with_its_weight():
+def test_cam_target_is_the_covered_fraction_per_cell_with_a_weight_per_class():
     tf = pytest.importorskip("tensorflow")
     from brainscan.training.guidance import cam_loss, cam_target
 
-    mask = np.zeros((2, 8, 8, 1), np.float32)
+    # Classes glioma, meningioma, notumor, pituitary; images: outlined meningioma, tumour-free, unoutlined glioma.
+    mask = np.zeros((3, 8, 8, 1), np.float32)
     mask[0, :4, :4] = 1.0  # top-left quadrant
     mask[0, 4:6, 4:8] = 1.0  # half of the bottom-right cell
-    t = cam_target(tf.constant(mask), tf.constant([1.0, 0.0]), (2, 2)).numpy()
-    assert t.shape == (2, 2, 2, 2)
+    t = cam_target(tf.constant(mask), tf.constant([1.0, 1.0, 0.0]), tf.constant([1, 2, 0], tf.int64), (2, 2),
+                   4, 2).numpy()
+    assert t.shape == (3, 2, 2, 5)
     np.testing.assert_allclose(t[0, ..., 0], [[1.0, 0.0], [0.0, 0.5]])
-    assert (t[0, ..., 1] == 1).all() and (t[1, ..., 1] == 0).all()
-    # A map that agrees (high logit in the tumour cell) loses less than one that disagrees; weight 0 costs 0.
-    good = np.full((2, 2, 2, 1), -5.0, np.float32)
-    good[0, 0, 0] = 5.0
+    np.testing.assert_array_equal(t[0, 0, 0, 1:], [0, 1, 0, 0])  # the outline guides meningioma's map only
+    np.testing.assert_array_equal(t[1, 1, 1, 1:], [1, 1, 0, 1])  # tumour-free: every tumour map pushed down
+    assert (t[1, ..., 0] == 0).all() and (t[2, ..., 1:] == 0).all()  # no outline known: no weight
+    # A map that agrees (high meningioma logit in the tumour cell) loses less than one that disagrees; the other
+    # classes' maps do not count for the outlined image; weight 0 costs 0.
+    good = np.full((3, 2, 2, 4), -5.0, np.float32)
+    good[0, 0, 0, 1] = 5.0
     bad = -good
     assert float(cam_loss(t, good)[0]) < float(cam_loss(t, bad)[0])
-    assert float(cam_loss(t, bad)[1]) == 0.0
+    other = good.copy()
+    other[0, ..., 0] = 5.0  # glioma's map anywhere: no cost for a meningioma image
+    assert float(cam_loss(t, other)[0]) == pytest.approx(float(cam_loss(t, good)[0]))
+    assert float(cam_loss(t, good)[1]) < float(cam_loss(t, bad)[1])  # tumour-free: low tumour maps win
+    assert float(cam_loss(t, bad)[2]) == 0.0
 
 
 class _CamModel:

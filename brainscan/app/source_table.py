@@ -5,6 +5,7 @@ from __future__ import annotations
 
 SOURCE_PARTS = {"test": "held-out patients", "institution_holdout": "institution never trained on"}
 _SEQUENCES = {"flair": "FLAIR", "t1": "T1", "t1c": "contrast T1", "t2": "T2"}
+_BTM_PARTS = {"test_dedup": "deduplicated test"}
 _LGG_PARTS = {"val": "validation patients", "test": "held-out patients", "institution_holdout": "unseen institution"}
 
 
@@ -20,6 +21,9 @@ def external_label(key: str) -> str:
     if key.startswith("lgg_") and key.endswith("_pointing"):
         part, _, seq = key[len("lgg_"):-len("_pointing")].rpartition("_")
         return f"lgg-tcga {_LGG_PARTS.get(part, part)}, {_SEQUENCES.get(seq, seq)} (pointing game)"
+    if key.startswith("btm_") and key.endswith("_pointing"):
+        part, _, cls = key[len("btm_"):-len("_pointing")].rpartition("_")
+        return f"brain-tumor-mri {_BTM_PARTS.get(part, part)}, {cls} (pointing game)"
     return key.replace("_", " ")
 
 
@@ -34,7 +38,8 @@ def source_rows(card: dict) -> list[dict]:
             rows.append({"Source": source, "Sequence": seq, "Images": c.get("n"), "Tumors": c.get("n_tumor"),
                          "Which images": SOURCE_PARTS[part], "Tumor ROC AUC": c.get("tumor_roc_auc"),
                          "Called tumor": c.get("called_tumor"), "Accuracy (4 classes)": c.get("accuracy"),
-                         "Pointing game": None})
+                         "Pointing game": None, "Sensitivity": c.get("sensitivity"),
+                         "Specificity": c.get("specificity")})
     for key, e in (card.get("external") or {}).items():
         if key.startswith("brats_") and key.endswith("_upside_down"):
             source, seq, which = "brats2013-slices", key[len("brats_"):-len("_upside_down")], "external, upside down"
@@ -49,6 +54,9 @@ def source_rows(card: dict) -> list[dict]:
             if match:
                 match[0]["Pointing game"] = e.get("pointing_game_hit_rate")
             continue
+        elif key.startswith("btm_") and key.endswith("_pointing"):
+            part, _, cls = key[len("btm_"):-len("_pointing")].rpartition("_")
+            source, seq, which = "brain-tumor-mri", "unknown", f"{_BTM_PARTS.get(part, part)}, {cls} slices"
         else:
             continue
         rows.append({"Source": source, "Sequence": seq, "Images": e.get("n"), "Tumors": None, "Which images": which,

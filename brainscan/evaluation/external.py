@@ -169,6 +169,13 @@ def attach_to_model(model_dir: str, external: dict) -> None:
                 "pointing_baseline_brightest": pg.get("baseline_brightest_point"),
                 "pointing_baseline_random": pg.get("baseline_random_point_in_head"),
                 "heatmap_fell_back": pg.get("fell_back")}
+    for part, groups in external.get("outlined_classes", {}).get("parts", {}).items():
+        for cls, pg in groups.items():  # brain-tumor-mri, per tumour class (brain-tumor-mri-masks)
+            summary[f"btm_{part}_{cls}_pointing"] = {
+                "n": pg["n"], "pointing_game_hit_rate": pg["hit_rate"],
+                "pointing_baseline_brightest": pg.get("baseline_brightest_point"),
+                "pointing_baseline_random": pg.get("baseline_random_point_in_head"),
+                "heatmap_fell_back": pg.get("fell_back")}
     card["external"] = summary
     method = external.get("brats", external.get("outlined_slices", {})).get("cam_method")
     if method:

@@ -77,8 +77,18 @@ def evaluate_outlined_slices(model, data_root: str, split_files: dict[str, list[
     root = Path(data_root) / source_dir
     with open(root / csv_name, newline="") as f:
         rows = list(csv.DictReader(f))
-    masks = {r["file"]: r["mask"] for r in rows if r.get("mask")}
+    masks = {r["file"]: str(root / r["mask"]) for r in rows if r.get("mask")}
     seq_of = {r["file"]: r.get("sequence", "unknown") for r in rows}
+    return evaluate_outlined_images(model, data_root, split_files, source_dir, masks, seq_of, parts, cam_method,
+                                    fallback)
+
+
+def evaluate_outlined_images(model, data_root: str, split_files: dict[str, list[str]], source_dir: str,
+                             masks: dict[str, str], group_of: dict[str, str], parts: tuple[str, ...],
+                             cam_method: str = "gradcam", fallback: bool = True) -> dict:
+    """Pointing game per part and group (a sequence, or a tumour class) on the images of one source folder that
+    have an outline: masks maps a path inside the source folder to its mask file; group_of names its group."""
+    root = Path(data_root) / source_dir
     out: dict = {"data": str(root), "cam_method": cam_method, "fallback": fallback, "parts": {}}
     for part in parts:
         tallies: dict[str, PointingTally] = {}
@@ -89,11 +99,11 @@ def evaluate_outlined_slices(model, data_root: str, split_files: dict[str, list[
             if inner not in masks:
                 continue
             img = load_gray(str(root / inner))
-            mask = load_gray(str(root / masks[inner])) > 0.5
+            mask = load_gray(masks[inner]) > 0.5
             prepared = prepare(img, model.size)
             pred = predict(model, prepared.input)
-            tallies.setdefault(seq_of.get(inner, "unknown"), PointingTally()).add(
+            tallies.setdefault(group_of.get(inner, "unknown"), PointingTally()).add(
                 model, img, prepared, pred, mask, cam_method, fallback)
         if tallies:
-            out["parts"][part] = {seq: t.summary() for seq, t in sorted(tallies.items())}
+            out["parts"][part] = {group: t.summary() for group, t in sorted(tallies.items())}
     return out

@@ -37,7 +37,7 @@ MIN_STD = 2.0  # a 64x64 thumbnail flatter than this (gray levels) is blank: it 
 
 _SOURCE_KEYS = {
     "path", "classes", "group", "sequence", "csv", "file_column", "label_column", "splits",
-    "institution_column", "mask_column", "min_tumour_pixels", "tumour_pixels_column", "note",
+    "institution_column", "mask_column", "min_tumour_pixels", "tumour_pixels_column", "note", "masks", "exclude",
 }
 _TOP_KEYS = {"name", "description", "classes", "data_root", "near_duplicates", "sources", "external"}
 
@@ -76,6 +76,8 @@ class Source:
     tumour_pixels_column: str = ""
     min_tumour_pixels: int = 0  # tumour rows (class other than notumor) with fewer pixels are left out
     note: str = ""
+    masks: dict[str, str] = field(default_factory=dict)  # image path (relative to path) -> absolute mask path
+    exclude: dict[str, str] = field(default_factory=dict)  # image path (relative to path) -> why it is left out
     dataset: Dataset | None = None  # a dataset folder (folder_recipe): its items as datasets.discover found them
 
 
@@ -176,6 +178,7 @@ def _parse_source(name: str, raw: dict, root: Path, classes: tuple[str, ...]) ->
         if split not in ("train", "official_test"):
             raise _err(name, f"split {folder} = {split!r}: use \"train\" or \"official_test\".")
     src = Source(
+        masks=_parse_masks(name, raw.get("masks"), root), exclude=_parse_exclude(name, raw.get("exclude"), path),
         name=name, path=path, classes=dict(mapping), group=_parse_group(name, raw["group"]),
         sequence=_parse_sequence(name, raw["sequence"]), csv=raw.get("csv", ""),
         file_column=raw.get("file_column", "file"), label_column=raw.get("label_column", "label"),
@@ -214,6 +217,36 @@ def _parse_source(name: str, raw: dict, root: Path, classes: tuple[str, ...]) ->
                 if label not in present:
                     raise _err(name, f"class folder {label!r} is missing in {base} (folders: {', '.join(present)}).")
     return src
+
+
+def _parse_masks(name: str, raw: object, root: Path) -> dict[str, str]:
+    """``masks = { csv = "...", image_column = "image", mask_column = "mask" }``: tumour outlines kept in another
+    folder (brain-tumor-mri-masks), the CSV relative to the data root, each mask relative to the CSV's folder."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict) or "csv" not in raw or set(raw) - {"csv", "image_column", "mask_column"}:
+        raise _err(name, 'masks must be { csv = "...", image_column = "image", mask_column = "mask" }.')
+    table = (root / raw["csv"]).resolve()
+    if not table.is_file():
+        raise _err(name, f"masks CSV {table} does not exist.")
+    image_col, mask_col = raw.get("image_column", "image"), raw.get("mask_column", "mask")
+    with open(table, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    if rows and (image_col not in rows[0] or mask_col not in rows[0]):
+        raise _err(name, f"masks CSV {table.name} needs the columns {image_col!r} and {mask_col!r}.")
+    return {r[image_col]: str(table.parent / r[mask_col]) for r in rows if r[mask_col]}
+
+
+def _parse_exclude(name: str, raw: object, path: Path) -> dict[str, str]:
+    """``exclude = { "<image path>" = "why" }``: files of the source that are left out (e.g. a CT scan)."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict) or not all(isinstance(v, str) and v for v in raw.values()):
+        raise _err(name, 'exclude must map image paths to the reason, { "Training/x.jpg" = "a CT scan" }.')
+    for rel in raw:
+        if not (path / rel).is_file():
+            raise _err(name, f"exclude names {rel}, which does not exist.")
+    return dict(raw)
 
 
 def load_recipe(path: str | os.PathLike, data_root: str | os.PathLike | None = None) -> Recipe:
@@ -338,6 +371,7 @@ def source_items(src: Source, stats: dict) -> list[Item]:
         return value
 
     dropped = 0
+    excluded = 0
     if src.dataset is not None:
         for it in src.dataset.items:
             rel = _rel(Path(it.path), src.path)
@@ -347,6 +381,9 @@ def source_items(src: Source, stats: dict) -> list[Item]:
         with open(src.path / src.csv, newline="") as fh:
             for n, row in enumerate(csv.DictReader(fh), start=2):
                 rel = row[src.file_column]
+                if rel in src.exclude:
+                    excluded += 1
+                    continue
                 label = row[src.label_column]
                 if label not in src.classes:
                     raise _err(src.name, f"{src.csv} line {n}: label {label!r} is not in the classes mapping "
@@ -371,9 +408,15 @@ def source_items(src: Source, stats: dict) -> list[Item]:
             for label, cls in src.classes.items():
                 for p in image_files(base / label):
                     rel = _rel(p, src.path)
+                    if rel in src.exclude:
+                        excluded += 1
+                        continue
                     items.append(Item(str(p), cls, src.name, sequence_of(rel, None), group_of(rel, None),
+                                      mask=src.masks.get(rel, "") if cls != "notumor" else "",
                                       official_test=split == "official_test"))
     stats.setdefault("left_out_small_tumours", {})[src.name] = dropped
+    if src.exclude:
+        stats.setdefault("excluded", {})[src.name] = {"files": excluded, "why": sorted(set(src.exclude.values()))}
     if not items:
         raise _err(src.name, "no images found.")
     return items

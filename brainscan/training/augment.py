@@ -65,6 +65,27 @@ def random_intensity(x: tf.Tensor) -> tf.Tensor:
     return tf.clip_by_value(x, 0.0, 1.0)
 
 
+def random_contrast_remap(x: tf.Tensor, p: float = 0.5, knots: int = 6) -> tf.Tensor:
+    """Remap intensities through a random non-monotone piecewise-linear curve (values at `knots` evenly spaced
+    inputs drawn uniformly, not sorted), then rescale to [0, 1] inside the head. A monotone curve keeps the
+    order of tissues; another sequence does not (fluid dark on T1, bright on T2; a lesion bright on FLAIR, dark
+    on T1), so only a curve that can reorder tissues teaches a model that knows a tumour on contrast T1 alone
+    to look for its shape rather than its brightness (the contrast proxy, scripts/contrast_proxy.sh)."""
+    n = tf.shape(x)[0]
+    ys = tf.random.uniform([n, knots])
+    xc = tf.clip_by_value(x, 0.0, 1.0) * (knots - 1)
+    idx = tf.clip_by_value(tf.cast(tf.floor(xc), tf.int32), 0, knots - 2)
+    frac = xc - tf.cast(idx, tf.float32)
+    y0 = tf.gather(ys, idx[..., 0], batch_dims=1)[..., None]  # the curve's value at the knot left of each pixel
+    y1 = tf.gather(ys, idx[..., 0] + 1, batch_dims=1)[..., None]  # ... and right of it
+    curved = y0 + frac * (y1 - y0)
+    head = tf.cast(x > 0.03, tf.float32)
+    lo = tf.reduce_min(curved + (1 - head) * 1e3, axis=[1, 2, 3], keepdims=True)
+    hi = tf.reduce_max(curved - (1 - head) * 1e3, axis=[1, 2, 3], keepdims=True)
+    curved = (curved - lo) / tf.maximum(hi - lo, 1e-3) * head  # the background stays black
+    return _maybe(n, p, tf.clip_by_value(curved, 0.0, 1.0), x)
+
+
 def random_skull_strip(x: tf.Tensor, p: float = 0.3) -> tf.Tensor:
     """Black out everything outside a random centred ellipse, mimicking skull-stripped volumes."""
     n = tf.shape(x)[0]
@@ -111,9 +132,11 @@ def random_convolution(x: tf.Tensor, p: float = 0.5) -> tf.Tensor:
     return _maybe(n, p, mixed, x)
 
 
-def augment_batch(x: tf.Tensor, randconv: float = 0.0, mask: tf.Tensor | None = None, vflip: float = 0.0):
+def augment_batch(x: tf.Tensor, randconv: float = 0.0, mask: tf.Tensor | None = None, vflip: float = 0.0,
+                  contrast: float = 0.0):
     """Augment a batch; with a mask (N x S x S x 1 tumour outline), it undergoes the same flips and warp and
-    (x, mask) is returned. vflip: chance of an upside-down view (anterior at the bottom)."""
+    (x, mask) is returned. vflip: chance of an upside-down view (anterior at the bottom); contrast: chance of a
+    non-monotone intensity remap (random_contrast_remap)."""
     if mask is not None:
         both = random_affine(_flip(tf.concat([x, mask], axis=-1), vflip))
         x, mask = both[..., :1], both[..., 1:]
@@ -122,6 +145,8 @@ def augment_batch(x: tf.Tensor, randconv: float = 0.0, mask: tf.Tensor | None = 
     x = random_skull_strip(x, p=0.4)
     head = tf.cast(x > 0.02, tf.float32)
     x = random_intensity(x) * head  # contrast changes stay inside the head; the background stays black
+    if contrast > 0:
+        x = random_contrast_remap(x, contrast)
     if randconv > 0:
         x = random_convolution(x, randconv)
     x = random_noise_blur(x)

@@ -2,12 +2,13 @@
 
 A classifier trained on labels alone may look anywhere that separates its classes; its Grad-CAM then
 points at whatever that was. Where the training data has tumour outlines (lgg-tcga-slices: a FLAIR
-abnormality mask per glioma slice), this adds a second loss on the same head, in the spirit of guided
-attention with external supervision (Li et al., "Tell me where to look", CVPR 2018): the per-position
-glioma logit L_ij = A_ij . w_glioma + b_glioma (the map whose positive part is the closed-form Grad-CAM
-of brainscan.cam.headcam) is pushed up inside the outline and down elsewhere, by a binary cross-entropy
-against the fraction of each feature-map cell the outline covers. Tumour-free images are outlines with
-nothing in them (their whole map is pushed down); tumour images without an outline add no such loss.
+abnormality mask per glioma slice; brain-tumor-mri: the BRISC 2025 outlines of its glioma, meningioma and
+pituitary slices), this adds a second loss on the same head, in the spirit of guided attention with external
+supervision (Li et al., "Tell me where to look", CVPR 2018): the per-position logit of the image's own class,
+L_ij = A_ij . w_c + b_c (the map whose positive part is the closed-form Grad-CAM of brainscan.cam.headcam), is
+pushed up inside the outline and down elsewhere, by a binary cross-entropy against the fraction of each
+feature-map cell the outline covers. Tumour-free images are outlines with nothing in them (the maps of every
+tumour class are pushed down); tumour images without an outline add no such loss.
 Skull-stripped training views (`train --stripped`) get their own outline, cropped like the stripped image,
 so the guidance also holds on scans that look like the skull-stripped research volumes (BRATS).
 
@@ -60,9 +61,9 @@ def mask_targets(items, size: int, tumor_free: str = "notumor",
     return (masks[0] if views == 1 else masks), has
 
 
-def guided_model(model, class_index: int):
-    """A training twin of `model` with a second output: the per-position logit map of one class, computed
-    by the model's own final linear layer on the feature map it pools (shared weights, nothing new)."""
+def guided_model(model):
+    """A training twin of `model` with a second output: the per-position logit map of every class, computed by
+    the model's own final linear layer on the feature map it pools (shared weights, nothing new)."""
     import keras
 
     from brainscan.modelfolder import FEATURES_LAYER
@@ -70,23 +71,34 @@ def guided_model(model, class_index: int):
     fmap = model.get_layer(FEATURES_LAYER).input
     dense = model.layers[-1]
     per_position = dense(fmap)  # N x h x w x classes: the linear head at every position
-    cam = keras.layers.Lambda(lambda t: t[..., class_index : class_index + 1], name=CAM_OUTPUT)(per_position)
+    cam = keras.layers.Identity(name=CAM_OUTPUT)(per_position)
     return keras.Model(model.inputs, {"logits": model.output, CAM_OUTPUT: cam}), tuple(fmap.shape[1:3])
 
 
 def cam_loss(y_true, y_pred):
-    """y_true: N x h x w x 2 (covered fraction, weight); y_pred: N x h x w x 1 logits. Mean weighted BCE."""
+    """y_true: N x h x w x (1 + C) (covered fraction, then a weight per class); y_pred: N x h x w x C logits.
+    Per cell, the weighted binary cross-entropy of each class's logit against the covered fraction, averaged over
+    the weighted classes; then the mean over cells (0 for an image without weights)."""
     import tensorflow as tf
 
-    target, weight = y_true[..., 0], y_true[..., 1]
-    bce = tf.nn.sigmoid_cross_entropy_with_logits(labels=target, logits=y_pred[..., 0])
-    return tf.reduce_mean(weight * bce, axis=[1, 2])
+    target, weight = y_true[..., :1], y_true[..., 1:]
+    bce = tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.broadcast_to(target, tf.shape(y_pred)), logits=y_pred)
+    per_cell = tf.reduce_sum(weight * bce, axis=-1) / tf.maximum(tf.reduce_sum(weight, axis=-1), 1.0)
+    return tf.reduce_mean(per_cell, axis=[1, 2])
 
 
-def cam_target(mask, has, map_size: tuple[int, int]):
-    """Augmented N x S x S x 1 outline (0..1) -> N x h x w x 2 (covered fraction per cell, weight)."""
+def cam_target(mask, has, label, map_size: tuple[int, int], n_classes: int, tumor_free: int):
+    """Augmented N x S x S x 1 outline (0..1), whether it is known, and the class index of each image ->
+    N x h x w x (1 + C): the covered fraction per cell, then one weight per class. A tumour image with an outline
+    guides its own class's map; a tumour-free image (an empty outline) pushes every tumour class's map down; an
+    image without a known outline guides nothing."""
     import tensorflow as tf
 
     frac = tf.image.resize(mask, map_size, method="area")
-    weight = tf.ones_like(frac) * tf.reshape(tf.cast(has, tf.float32), [-1, 1, 1, 1])
+    own = tf.one_hot(label, n_classes)  # N x C
+    tumour_maps = 1.0 - tf.one_hot(tf.fill(tf.shape(label), tumor_free), n_classes) if tumor_free >= 0 \
+        else tf.zeros_like(own)
+    free = tf.cast(tf.equal(label, tumor_free), tf.float32)[:, None]
+    per_class = (free * tumour_maps + (1.0 - free) * own) * tf.cast(has, tf.float32)[:, None]  # N x C
+    weight = tf.ones_like(frac) * per_class[:, None, None, :]  # the same weights in every cell
     return tf.concat([frac, weight], axis=-1)

@@ -33,7 +33,7 @@ from brainscan.scans import datasets
 from brainscan.scans.batch import prepare_paths
 from brainscan.scans.manifest import Item, Manifest, build_manifest
 from brainscan.scans.near_duplicates import NEAR_DUPLICATE_BITS, hamming_matrix_min, hash_all
-from brainscan.scans.recipe import Recipe, folder_recipe, load_recipe
+from brainscan.scans.recipe import SEQUENCES, Recipe, folder_recipe, load_recipe
 from brainscan.scans.split import Split, cell_key, split_manifest
 from brainscan.training.progress import log
 from brainscan.training.sampling import sampling_weights
@@ -84,7 +84,7 @@ def prepare(cfg: TrainConfig, run_dir: Path) -> Prepared:
         parts = _capped_by_class(split.inputs, man, cfg.max_images, rng)
         write_json(run_dir / "split.json", {"summary": split.summary, "files": _files(recipe, man, parts)})
     else:
-        parts = _capped(split.inputs, cfg.max_images, rng)
+        parts = _only_sequences(_capped(split.inputs, cfg.max_images, rng), man, cfg.train_sequences)
     arrays, items, figures = _inputs(man, parts, classes, cfg.img_size, drop_blank=not recipe.folder)
     if recipe.folder:
         summary = split.summary
@@ -173,6 +173,22 @@ def _capped(parts: dict[str, list[int]], cap: int, rng: np.random.Generator) -> 
         return dict(parts)
     return {k: sorted(rng.permutation(v)[: cap if k == "train" else max(cap // 4, 1)].tolist())
             for k, v in parts.items()}
+
+
+def _only_sequences(parts: dict[str, list[int]], man: Manifest, sequences: str) -> dict[str, list[int]]:
+    """``--train-sequences``: training and validation keep only these sequences (a model that knows a class on
+    one sequence alone); every held-out part keeps them all, so the model is scored on the sequences it never
+    saw."""
+    wanted = {s.strip().lower() for s in sequences.split(",") if s.strip()}
+    if not wanted:
+        return parts
+    unknown = wanted - set(SEQUENCES)
+    if unknown:
+        raise DatasetError(f"--train-sequences: {', '.join(sorted(unknown))} is not one of {', '.join(SEQUENCES)}.")
+    kept = {k: [i for i in v if man[i].sequence in wanted] if k in ("train", "val") else v for k, v in parts.items()}
+    log(f"Training and validation on {', '.join(sorted(wanted))} only: {len(kept['train'])} of "
+        f"{len(parts['train'])} training and {len(kept['val'])} of {len(parts['val'])} validation images kept")
+    return kept
 
 
 def _inputs(man: Manifest, parts: dict, classes: list[str], size: int,

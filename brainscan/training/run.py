@@ -140,8 +140,9 @@ def _train_dataset(cfg: TrainConfig, data: Prepared):
 
             def augment_guided(x, y, m, known):
                 if cfg.augment:
-                    x, m = augment.augment_batch(x, cfg.randconv, mask=m, vflip=cfg.vflip)
-                return x, {"logits": y, CAM_OUTPUT: cam_target(m, known, data.cam_map_size)}
+                    x, m = augment.augment_batch(x, cfg.randconv, mask=m, vflip=cfg.vflip, contrast=cfg.contrast)
+                return x, {"logits": y, CAM_OUTPUT: cam_target(m, known, y, data.cam_map_size, len(classes),
+                                                                tumor_free)}
 
             return train_ds.map(augment_guided, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
     elif data.x_strip is not None:
@@ -161,7 +162,8 @@ def _train_dataset(cfg: TrainConfig, data: Prepared):
                                 num_parallel_calls=tf.data.AUTOTUNE)
         log(f"Synthetic lesions: {cfg.lesions:.0%} of tumor-free training images, labelled {classes[lesion_class]}")
     if cfg.augment:
-        train_ds = train_ds.map(lambda x, y: (augment.augment_batch(x, cfg.randconv, vflip=cfg.vflip), y),
+        train_ds = train_ds.map(lambda x, y: (augment.augment_batch(x, cfg.randconv, vflip=cfg.vflip,
+                                                            contrast=cfg.contrast), y),
                                 num_parallel_calls=tf.data.AUTOTUNE)
     train_ds = train_ds.prefetch(tf.data.AUTOTUNE)
     return train_ds
@@ -223,6 +225,8 @@ def fit(cfg: TrainConfig, run_dir: Path, data: Prepared, strategy=None):
     scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
     with scope:  # the network, its optimizer and its compiled losses live on every replica
         model = build_model(cfg.arch, cfg.img_size, n_classes, cfg.weights, bn_momentum)
+        if cfg.init_from:
+            start_from(model, cfg.init_from, data.classes)
         schedule = keras.optimizers.schedules.CosineDecay(
             cfg.learning_rate * 0.1, steps, warmup_target=cfg.learning_rate, warmup_steps=min(steps // 10, 300))
         optimizer = keras.optimizers.AdamW(schedule, weight_decay=1e-4)
@@ -232,11 +236,12 @@ def fit(cfg: TrainConfig, run_dir: Path, data: Prepared, strategy=None):
         if data.guidance is not None:
             from brainscan.training.guidance import CAM_OUTPUT, cam_loss, guided_model
 
-            trained, data.cam_map_size = guided_model(model, data.classes.index("glioma"))
+            trained, data.cam_map_size = guided_model(model)
             trained.compile(optimizer=optimizer, loss={"logits": classify, CAM_OUTPUT: cam_loss},
                             loss_weights={"logits": 1.0, CAM_OUTPUT: cfg.guide_cams},
                             metrics={"logits": ["accuracy"]})
-            no_outline = np.zeros((len(x_val), *data.cam_map_size, 2), np.float32)  # validation: classification only
+            # Validation scores the classification only: no outline, every weight 0.
+            no_outline = np.zeros((len(x_val), *data.cam_map_size, 1 + n_classes), np.float32)
             validation = (x_val, {"logits": y_val, CAM_OUTPUT: no_outline})
             log(f"Guided CAMs: loss weight {cfg.guide_cams}, map {data.cam_map_size}")
         else:
@@ -275,6 +280,30 @@ def fit(cfg: TrainConfig, run_dir: Path, data: Prepared, strategy=None):
     if _Stop.requested:
         return None
     return model, history, time.time() - t_fit, bn_momentum
+
+
+def start_from(model, source: str, classes: list[str]) -> None:
+    """Copy the weights of a trained model folder (or its model.keras) into the freshly built network: the same
+    architecture and classes; the input size may differ (the layers are size-free), which is how a run trained
+    at a small input goes on at a larger one (progressive resizing)."""
+    import json
+
+    import keras
+
+    path = Path(source)
+    folder = path if path.is_dir() else path.parent
+    keras_file = path if path.is_file() else path / "model.keras"
+    if not keras_file.is_file():
+        raise RunError(f"--init-from {source}: no model.keras there.")
+    card = json.loads((folder / CARD_FILE).read_text()) if (folder / CARD_FILE).is_file() else {}
+    if card.get("classes") and list(card["classes"]) != list(classes):
+        raise RunError(f"--init-from {source}: its classes {card['classes']} are not this run's {classes}.")
+    trained = keras.models.load_model(keras_file, compile=False, safe_mode=False)
+    weights = trained.get_weights()
+    if [w.shape for w in weights] != [tuple(v.shape) for v in model.weights]:
+        raise RunError(f"--init-from {source}: its layers do not match the {model.name} network being trained.")
+    model.set_weights(weights)
+    log(f"Started from the weights of {source} ({card.get('name', keras_file.name)})")
 
 
 TARGET_SENSITIVITY = 0.95  # the operating threshold for "tumor" keeps this share of validation tumors
