@@ -1,6 +1,6 @@
 """Command line: python -m brainscan {predict,convert,train,evaluate,external,pointing,familiarity,uncertainty,
-sanity,volumes-eval,promote,export-litert,bench,quantize,compare,janitor} ... (`python -m brainscan --help` lists them; a test checks
-this list)
+sanity,volumes-eval,promote,export-litert,bench,quantize,compare,janitor} ... (`python -m brainscan --help` lists
+them; a test checks this list)
 
 Bad input never produces a traceback: each file that cannot be used gets one JSON line with an
 error sentence, and the exit status says whether everything worked (0), a file was refused (1) or
@@ -286,7 +286,13 @@ def cmd_quantize(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     from brainscan.evaluation.compare import compare, write
 
-    result = compare(args.old, args.new, args.recipe, args.data_root, bench=args.bench)
+    extra = None
+    if args.bench:  # one process, both models, each against the same VGG19 baseline
+        from brainscan.bench import run_bench
+
+        extra = {role: {"speedup_vs_vgg19": run_bench(folder)["speedup_vs_vgg19"]}
+                 for role, folder in (("old", args.old), ("new", args.new))}
+    result = compare(args.old, args.new, args.recipe, args.data_root, extra)
     write(result, args.new, args.out)
     if args.json:
         print(json.dumps(result, indent=2))

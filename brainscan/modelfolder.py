@@ -23,6 +23,7 @@ from typing import TypedDict
 import numpy as np
 
 from brainscan import config
+from brainscan.comparison import comparison_markdown, read_comparison
 from brainscan.errors import ModelError
 from brainscan.formatting import number
 
@@ -429,5 +430,10 @@ def write_markdown(model_dir: str | Path) -> Path:
     card = json.loads((folder / CARD_FILE).read_text())
     out = folder / MARKDOWN_FILE
     files = [n for n in (KERAS_FILE, LITE_FILE, HEAD_FILE) if (folder / n).is_file()]
-    out.write_text(render_markdown(card, files))
+    text = render_markdown(card, files)
+    result = read_comparison(folder)
+    if result is not None:
+        text += "\n".join(["", f"## Against {result['old'].get('name', 'the previous model')}", "",
+                            *comparison_markdown(result), ""])
+    out.write_text(text)
     return out

@@ -10,9 +10,10 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from brainscan.app import comparison_table, figures, source_table, ui
+from brainscan.app import figures, source_table, ui
 from brainscan.app import teaching as ui_teaching
 from brainscan.app.metrics_panel import metrics_panel
+from brainscan.comparison import comparison_rows, read_comparison
 
 SPLITS = {
     "test_dedup": ("Test, deduplicated",
@@ -146,15 +147,13 @@ def by_source(card: dict) -> None:
 
 def against_previous(path: Path) -> None:
     """The stored comparison with the model this one replaced (comparison.json), target by target."""
-    from brainscan.evaluation.compare import read
-
-    result = read(path)
+    result = read_comparison(path)
     if result is None:
         return
     st.subheader(f"Against {result['old'].get('name', 'the previous model')}")
     st.caption("Both models measured by the same code on the same images (`" + result.get("command", "") + "`); "
                "✓ meets the goal, ✗ does not.")
-    st.dataframe(pd.DataFrame(comparison_table.comparison_rows(result)), hide_index=True)
+    st.dataframe(pd.DataFrame(comparison_rows(result)), hide_index=True)
 
 
 def split_figures(metrics: dict, classes: list[str]) -> None:

@@ -1,5 +1,5 @@
 """The stored comparison of two models (brainscan.evaluation.compare), its table on the Model page
-(brainscan.app.comparison_table) and the contrast proxy's table (brainscan.evaluation.proxy)."""
+(brainscan.comparison) and the contrast proxy's table (brainscan.evaluation.proxy)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from brainscan.app.comparison_table import comparison_rows
+from brainscan.comparison import comparison_markdown, comparison_rows, read_comparison
 from brainscan.evaluation import compare, proxy
 
 
@@ -46,8 +46,8 @@ def test_rows_say_which_model_meets_each_goal_and_which_is_better(monkeypatch, t
     assert rows["ms_called_tumour"]["new_better"] is False and rows["ms_called_tumour"]["new_met"] is True
     assert rows["brats_auc_flair"]["new_met"] is None  # not measured: neither met nor missed
     compare.write(result, str(tmp_path / "new"))
-    assert compare.read(tmp_path / "new") == json.loads(json.dumps(result))
-    assert compare.read(tmp_path / "old") is None
+    assert read_comparison(tmp_path / "new") == json.loads(json.dumps(result))
+    assert read_comparison(tmp_path / "old") is None
 
     table = {r["Measure"]: r for r in comparison_rows(result)}
     yes_no = table["navoneel yes/no without near-duplicates: accuracy"]
@@ -55,6 +55,9 @@ def test_rows_say_which_model_meets_each_goal_and_which_is_better(monkeypatch, t
                       "Better": "v4"}
     assert table["brain-tumor-mri deduplicated test: ECE"]["Goal"] == "≤ 0.030"
     assert table["ms-ljubljana test patients (MS, no tumour): called tumour"]["Better"] == "same"
+    md = comparison_markdown(result)
+    assert md[2] == "| Measure | Goal | v3.1 | v4 | Better |" and len(md) == 4 + len(compare.TARGETS)
+    assert f"| {yes_no['Measure']} | ≥ 90.0% | 84.7% ✗ | 92.0% ✓ | v4 |" in md
 
 
 def test_proxy_table_gives_each_runs_gap_to_the_all_sequence_run(tmp_path):

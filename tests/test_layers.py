@@ -7,7 +7,7 @@
     cam            brainscan/cam/
     scans          brainscan/scans/
     model / run folder  brainscan/modelfolder.py, brainscan/runfolder.py (leaves above the foundation)
-    foundation     brainscan/__init__.py, errors.py, config.py, formatting.py (leaves)
+    foundation     brainscan/__init__.py, errors.py, config.py, formatting.py, comparison.py (leaves)
 
 Imports within one layer are allowed as long as they form no cycle. The checker reads the source with
 ast, so it sees imports inside functions too; it is tried on a small synthetic package first.
@@ -23,7 +23,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 LAYERS = {  # module name or package prefix -> rank (higher may import lower)
-    "brainscan": 0, "brainscan.errors": 0, "brainscan.config": 0, "brainscan.formatting": 0,
+    "brainscan": 0, "brainscan.errors": 0, "brainscan.config": 0, "brainscan.formatting": 0, "brainscan.comparison": 0,
     "brainscan.modelfolder": 1, "brainscan.runfolder": 1,
     "brainscan.scans": 2,
     "brainscan.cam": 3,

@@ -7,7 +7,7 @@ pooled and per sequence, at the model's operating threshold; the deduplicated br
 tumour-free MS heads; the validation answer of one view against the mean of the 8 test-time views) are computed
 here by running each model on its split.json parts; the external sets and pointing games come from each card
 (``python -m brainscan external``, run on both with the same recipe). The result is written as
-``comparison.json`` into NEW (and wherever --out says). No TensorFlow here unless --bench.
+``comparison.json`` into NEW (and wherever --out says; brainscan.comparison reads it). No TensorFlow here.
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
+from brainscan.comparison import FILE
 from brainscan.evaluation.metrics import binary_metrics, classification_metrics
-from brainscan.modelfolder import write_json
+from brainscan.modelfolder import write_json, write_markdown
 
-FILE = "comparison.json"
 BLANK_STD = 3.0 / 255  # as training (brainscan.training.prepare): blank slices are left out of every part
 
 
@@ -161,18 +161,16 @@ def card_figures_from(ext: dict) -> dict:
     return out
 
 
-def compare(old: str, new: str, recipe: str, data_root: str, bench: bool = False) -> dict:
-    """Both models' figures and, per target, which one meets it and which one is better."""
+def compare(old: str, new: str, recipe: str, data_root: str, extra: dict | None = None) -> dict:
+    """Both models' figures and, per target, which one meets it and which one is better. extra: more figures per
+    model, {"old": {...}, "new": {...}} (the CLI's --bench adds speedup_vs_vgg19)."""
     figures = {}
     for role, folder in (("old", old), ("new", new)):
         card = json.loads((Path(folder) / "card.json").read_text())
         figures[role] = {"name": card.get("name", Path(folder).name), **card_figures(folder),
                          **measured_figures(folder, recipe, data_root)}
-    if bench:  # one process, both models, each against the same VGG19 baseline
-        from brainscan.bench import run_bench
-
-        for role, folder in (("old", old), ("new", new)):
-            figures[role]["speedup_vs_vgg19"] = run_bench(folder)["speedup_vs_vgg19"]
+    for role, more in (extra or {}).items():
+        figures[role].update(more)
     rows = []
     for t in TARGETS:
         a, b = figures["old"].get(t.key), figures["new"].get(t.key)
@@ -181,21 +179,13 @@ def compare(old: str, new: str, recipe: str, data_root: str, bench: bool = False
                      "old": a, "new": b, "old_met": t.met(a), "new_met": t.met(b), "new_better": better})
     return {"old": figures["old"], "new": figures["new"], "rows": rows,
             "command": f"python -m brainscan compare {old} {new} --recipe {recipe} --data-root {data_root}"
-                       + (" --bench" if bench else "")}
+                       + (" --bench" if extra and "speedup_vs_vgg19" in extra.get("new", {}) else "")}
 
 
 def write(result: dict, new: str, out: str | None = None) -> None:
+    """comparison.json into the new model's folder (and `out`); its MODEL_CARD.md gains the table."""
     write_json(Path(new) / FILE, result)
+    if (Path(new) / "card.json").is_file():
+        write_markdown(new)
     if out:
         write_json(Path(out), result)
-
-
-def read(model_dir: str | os.PathLike | None) -> dict | None:
-    """A model folder's stored comparison, or None."""
-    if model_dir is None:
-        return None
-    try:
-        data = json.loads((Path(model_dir) / FILE).read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) and isinstance(data.get("rows"), list) else None
