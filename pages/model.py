@@ -89,7 +89,8 @@ def model_card(card: dict, path: Path) -> None:
             "Batch size, learning rate": f"{training.get('batch_size', 'n/a')}, {training.get('learning_rate', 'n/a')}",
             "Augmentation": {True: "yes", False: "no"}.get(
                 training.get("augmentation"), "n/a"),
-            "Start weights": ("none (trained from scratch)" if training.get("weights") in (None, "none")
+            "Start weights": (f"those of {training['started_from']}" if training.get("started_from") else
+                              "none (trained from scratch)" if training.get("weights") in (None, "none")
                               else training.get("weights")),
             "Training time": (f"{ui.fmt_number(training.get('seconds'), 'int')} s on {training.get('machine', 'n/a')}"
                               if training.get("seconds") is not None else None),

@@ -380,7 +380,9 @@ def model_card(cfg: TrainConfig, run_dir: Path, data: Prepared, model, history: 
                      "batch_size": cfg.batch_size, "learning_rate": cfg.learning_rate, "augmentation": cfg.augment,
                      "synthetic_lesions": cfg.lesions, "skull_stripped_share": cfg.stripped,
                      "upside_down_share": cfg.vflip,
-                     "random_convolution": cfg.randconv, "steps_per_epoch": cfg.steps_per_epoch or None,
+                     "random_convolution": cfg.randconv, "contrast_remap": cfg.contrast,
+                     "train_sequences": cfg.train_sequences or None, "started_from": cfg.init_from or None,
+                     "steps_per_epoch": cfg.steps_per_epoch or None,
                      "batchnorm_momentum": bn_momentum,
                      "weights": cfg.weights, "seconds": round(train_s), "machine": f"{platform.machine()}, "
                      f"{os.cpu_count()} CPU cores", "command": " ".join(["python -m brainscan"] + sys.argv[1:])},
