@@ -57,6 +57,17 @@ def comparison_rows(result: dict) -> list[dict]:
     return rows
 
 
+def comparison_heading(result: dict, shipped: str) -> str:
+    """The table's title for the model named `shipped`: against the model it replaced, or beside a candidate
+    that was measured and not shipped."""
+    old, new = result["old"].get("name", "the previous model"), result["new"].get("name", "the candidate")
+    if shipped == new:
+        return f"Against {old}"
+    if shipped == old:
+        return f"Beside {new}, a candidate that was not shipped"
+    return f"{old} beside {new}"
+
+
 def comparison_markdown(result: dict) -> list[str]:
     """The same rows as a Markdown table, with the command that measured them."""
     rows = comparison_rows(result)

@@ -23,7 +23,7 @@ from typing import TypedDict
 import numpy as np
 
 from brainscan import config
-from brainscan.comparison import comparison_markdown, read_comparison
+from brainscan.comparison import comparison_heading, comparison_markdown, read_comparison
 from brainscan.errors import ModelError
 from brainscan.formatting import number
 
@@ -433,7 +433,7 @@ def write_markdown(model_dir: str | Path) -> Path:
     text = render_markdown(card, files)
     result = read_comparison(folder)
     if result is not None:
-        text += "\n".join(["", f"## Against {result['old'].get('name', 'the previous model')}", "",
+        text += "\n".join(["", f"## {comparison_heading(result, card.get('name', ''))}", "",
                             *comparison_markdown(result), ""])
     out.write_text(text)
     return out

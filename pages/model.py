@@ -13,7 +13,7 @@ import streamlit as st
 from brainscan.app import figures, source_table, ui
 from brainscan.app import teaching as ui_teaching
 from brainscan.app.metrics_panel import metrics_panel
-from brainscan.comparison import comparison_rows, read_comparison
+from brainscan.comparison import comparison_heading, comparison_rows, read_comparison
 
 SPLITS = {
     "test_dedup": ("Test, deduplicated",
@@ -146,12 +146,13 @@ def by_source(card: dict) -> None:
             st.pyplot(figures.source_bars(source, [r for r in rows if r["Source"] == source]), width="stretch")
 
 
-def against_previous(path: Path) -> None:
-    """The stored comparison with the model this one replaced (comparison.json), target by target."""
+def against_other_model(path: Path, card: dict) -> None:
+    """The stored comparison (comparison.json): this model against the one it replaced, or, when a candidate
+    lost, this model beside that candidate; target by target."""
     result = read_comparison(path)
     if result is None:
         return
-    st.subheader(f"Against {result['old'].get('name', 'the previous model')}")
+    st.subheader(comparison_heading(result, card.get("name", path.name)))
     st.caption("Both models measured by the same code on the same images (`" + result.get("command", "") + "`); "
                "✓ meets the goal, ✗ does not.")
     st.dataframe(pd.DataFrame(comparison_rows(result)), hide_index=True)
@@ -182,7 +183,7 @@ def main() -> None:
     else:
         model_card(card, files.path)
         by_source(card)
-        against_previous(files.path)
+        against_other_model(files.path, card)
     st.subheader("How the model did on images it was not trained on")
     if files.metrics is None:
         st.info("This model folder has no metrics.json, so the confusion matrix, ROC and calibration curves "

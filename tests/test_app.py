@@ -146,7 +146,8 @@ def test_model_page_shows_the_stored_comparison_with_the_previous_model(monkeypa
 
     folder = tmp_path / "v4"
     folder.mkdir()
-    shutil.copy(Path(tiny_model) / "card.json", folder / "card.json")
+    card = json.loads((Path(tiny_model) / "card.json").read_text())
+    (folder / "card.json").write_text(json.dumps({**card, "name": "v4"}))
     rows = [{"key": "yes_no_accuracy", "label": "navoneel yes/no without near-duplicates: accuracy", "goal": 0.9,
              "higher_is_better": True, "old": 0.847, "new": 0.92, "old_met": False, "new_met": True,
              "new_better": True}]

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from brainscan.comparison import comparison_markdown, comparison_rows, read_comparison
+from brainscan.comparison import comparison_heading, comparison_markdown, comparison_rows, read_comparison
 from brainscan.evaluation import compare, proxy
 
 
@@ -55,6 +55,8 @@ def test_rows_say_which_model_meets_each_goal_and_which_is_better(monkeypatch, t
                       "Better": "v4"}
     assert table["brain-tumor-mri deduplicated test: ECE"]["Goal"] == "≤ 0.030"
     assert table["ms-ljubljana test patients (MS, no tumour): called tumour"]["Better"] == "same"
+    assert comparison_heading(result, "v4") == "Against v3.1"
+    assert comparison_heading(result, "v3.1") == "Beside v4, a candidate that was not shipped"
     md = comparison_markdown(result)
     assert md[2] == "| Measure | Goal | v3.1 | v4 | Better |" and len(md) == 4 + len(compare.TARGETS)
     assert f"| {yes_no['Measure']} | ≥ 90.0% | 84.7% ✗ | 92.0% ✓ | v4 |" in md
