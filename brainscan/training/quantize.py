@@ -62,9 +62,13 @@ def quantize_folder(model_dir: str, out: str, data_root: str, samples: int = 300
     flat = int8_flatbuffer(model.keras_model, inputs)
     tmp = dst.with_name(f".{dst.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(src, tmp, ignore=shutil.ignore_patterns("comparison.json"))
+    # Figures measured on the float model do not carry over: external sets, uncertainty and sanity are re-run.
+    shutil.copytree(src, tmp, ignore=shutil.ignore_patterns("comparison.json", "external.json", "uncertainty.json",
+                                                            "sanity.json", "sanity.npz", "MODEL_CARD.md"))
     (tmp / LITE_FILE).write_bytes(flat)
     card = json.loads((tmp / "card.json").read_text())
+    for key in ("external", "limitations", "uncertainty", "pointing_heatmap"):
+        card.pop(key, None)
     card["lite_runtime"] = {"weights": "int8 (full integer; float32 input and output)",
                             "representative_set": f"{len(inputs)} training images of the model's own split",
                             "bytes": len(flat)}
