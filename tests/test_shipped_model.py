@@ -105,3 +105,20 @@ def test_card_accuracy_reproduces_on_the_deduplicated_test_split():
     m = classification_metrics(y, softmax(logits, model.temperature), model.classes)
     assert m["n"] == card()["scores"]["test_dedup"]["n"]
     assert m["accuracy"] == pytest.approx(card()["scores"]["test_dedup"]["accuracy"], abs=2 / m["n"])
+
+
+def test_the_stored_comparison_covers_every_target_with_measured_figures():
+    """comparison.json (python -m brainscan compare, shown on the Model page): the shipped model is one of the two,
+    every target of the table is a row, and each row's figures are the ones stored for that model."""
+    from brainscan.comparison import read_comparison
+    from brainscan.evaluation.compare import TARGETS
+
+    result = read_comparison(MODEL)
+    assert result is not None
+    assert card()["name"] in (result["old"]["name"], result["new"]["name"])
+    assert [r["key"] for r in result["rows"]] == [t.key for t in TARGETS]
+    for r in result["rows"]:
+        assert r["old"] == result["old"].get(r["key"]) and r["new"] == result["new"].get(r["key"])
+        assert r["old"] is not None and r["new"] is not None, r["key"]  # every figure was measured
+        target = next(t for t in TARGETS if t.key == r["key"])
+        assert r["new_met"] == target.met(r["new"]) and r["old_met"] == target.met(r["old"])
