@@ -38,6 +38,15 @@ def dicom_slices(n: int = 3, size: int = 64) -> np.ndarray:
 
 # --- helpers -----------------------------------------------------------------------------------
 
+def model_page() -> AppTest:
+    """The app opened on the Model page, for the model that BRAINSCAN_MODEL names."""
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.run()
+    at.switch_page("pages/model.py")
+    at.run()
+    return at
+
+
 @pytest.fixture
 def model_env(monkeypatch, tiny_model):
     monkeypatch.setenv("BRAINSCAN_MODEL", tiny_model)
@@ -114,10 +123,7 @@ def test_home_and_model_pages_do_not_import_tensorflow(tiny_model):
 
 
 def test_model_page_shows_card_and_figures(model_env):
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    at.run()
-    at.switch_page("pages/model.py")
-    at.run()
+    at = model_page()
     assert not at.exception
     page = texts(at)
     assert "Model card" in page and "Training curves" in page
@@ -132,10 +138,7 @@ def test_model_page_without_metrics_files(monkeypatch, tiny_model, tmp_path):
     folder.mkdir()
     shutil.copy(Path(tiny_model) / "card.json", folder / "card.json")
     monkeypatch.setenv("BRAINSCAN_MODEL", str(folder))
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    at.run()
-    at.switch_page("pages/model.py")
-    at.run()
+    at = model_page()
     assert not at.exception
     infos = " ".join(i.value for i in at.info)
     assert "no metrics.json" in infos and "no history.json" in infos
@@ -154,10 +157,7 @@ def test_model_page_shows_the_stored_comparison_with_the_previous_model(monkeypa
     compare.write({"old": {"name": "v3.1"}, "new": {"name": "v4"}, "rows": rows, "command": "python -m brainscan "
                    "compare a b"}, str(folder))
     monkeypatch.setenv("BRAINSCAN_MODEL", str(folder))
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    at.run()
-    at.switch_page("pages/model.py")
-    at.run()
+    at = model_page()
     assert not at.exception
     assert "Against v3.1" in [h.value for h in at.subheader]
     table = next(d.value for d in at.dataframe if "Goal" in d.value.columns)

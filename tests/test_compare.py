@@ -35,7 +35,8 @@ def test_rows_say_which_model_meets_each_goal_and_which_is_better(monkeypatch, t
     _card(tmp_path / "new", "v4", {"yes_no_dedup": {"accuracy": 0.92}})
     measured = {str(tmp_path / "old"): {"btm_ece": 0.036, "ms_called_tumour": 0.0},
                 str(tmp_path / "new"): {"btm_ece": 0.025, "ms_called_tumour": 0.0}}
-    monkeypatch.setattr(compare, "measured_figures", lambda folder, recipe, root: measured[str(folder)])
+    monkeypatch.setattr(compare, "item_index", lambda recipe, root: {})
+    monkeypatch.setattr(compare, "measured_figures", lambda folder, recipe, root, index: measured[str(folder)])
     result = compare.compare(str(tmp_path / "old"), str(tmp_path / "new"), "r.toml", "data")
     rows = {r["key"]: r for r in result["rows"]}
     assert [r["key"] for r in result["rows"]] == [t.key for t in compare.TARGETS]

@@ -22,8 +22,7 @@ import numpy as np
 from brainscan.comparison import FILE
 from brainscan.evaluation.metrics import binary_metrics, classification_metrics
 from brainscan.modelfolder import write_json, write_markdown
-
-BLANK_STD = 3.0 / 255  # as training (brainscan.training.prepare): blank slices are left out of every part
+from brainscan.training.prepare import BLANK_STD  # blank slices are left out of every part, as in training
 
 
 @dataclass(frozen=True)
@@ -96,8 +95,9 @@ def probabilities(model, x: np.ndarray) -> np.ndarray:
     return softmax(np.concatenate(logits), model.temperature) if logits else np.zeros((0, len(model.classes)))
 
 
-def measured_figures(model_dir: str | os.PathLike, recipe: str, data_root: str) -> dict:
-    """The figures of the table that need the model's split, by running the model (LiteRT) on it."""
+def measured_figures(model_dir: str | os.PathLike, recipe: str, data_root: str, index: dict | None = None) -> dict:
+    """The figures of the table that need the model's split, by running the model (LiteRT) on it. index: the
+    recipe's item_index, when the caller already has it."""
     from brainscan.runtime.inference import load_model
     from brainscan.runtime.uncertainty import view_probabilities
 
@@ -105,7 +105,7 @@ def measured_figures(model_dir: str | os.PathLike, recipe: str, data_root: str) 
     model = load_model(folder)
     classes, notumor = list(model.classes), list(model.classes).index("notumor")
     threshold = float(model.tumor_threshold)
-    index = item_index(recipe, data_root)
+    index = index if index is not None else item_index(recipe, data_root)
     out: dict = {"threshold": threshold}
 
     x, meta = part_inputs(model, folder, root, "institution_holdout", index)
@@ -165,10 +165,11 @@ def compare(old: str, new: str, recipe: str, data_root: str, extra: dict | None 
     """Both models' figures and, per target, which one meets it and which one is better. extra: more figures per
     model, {"old": {...}, "new": {...}} (the CLI's --bench adds speedup_vs_vgg19)."""
     figures = {}
+    index = item_index(recipe, data_root)  # one listing of the recipe labels both models' split files
     for role, folder in (("old", old), ("new", new)):
         card = json.loads((Path(folder) / "card.json").read_text())
         figures[role] = {"name": card.get("name", Path(folder).name), **card_figures(folder),
-                         **measured_figures(folder, recipe, data_root)}
+                         **measured_figures(folder, recipe, data_root, index)}
     for role, more in (extra or {}).items():
         figures[role].update(more)
     rows = []

@@ -58,13 +58,10 @@ def export_lite(keras_model: keras.Model, folder: Path) -> bool:
     layer); checked numerically. Returns False (and writes nothing) for any other network."""
     import tensorflow as tf
 
-    from brainscan.cam.keras_vis import find_target_layer
-
-    target = keras_model.get_layer(find_target_layer(keras_model))
     dense = keras_model.layers[-1]
     if not isinstance(dense, layers.Dense) or dense.activation not in (keras.activations.linear, None):
         return False
-    two = keras.Model(keras_model.inputs, [target.output, keras_model.output])
+    two = lite_outputs_model(keras_model)
     kernel, bias = (np.asarray(w, np.float32) for w in dense.get_weights())
     probe = np.random.default_rng(0).random((2, *keras_model.input_shape[1:]), dtype=np.float32)
     fmap, logits = (np.asarray(t) for t in two([probe], training=False))
@@ -81,6 +78,14 @@ def export_lite(keras_model: keras.Model, folder: Path) -> bool:
     (folder / LITE_FILE).write_bytes(flat)
     np.savez(folder / HEAD_FILE, kernel=kernel, bias=bias)
     return True
+
+
+def lite_outputs_model(keras_model: keras.Model) -> keras.Model:
+    """The network with the two outputs the LiteRT file has: the last feature map (for the CAMs) and the logits."""
+    from brainscan.cam.keras_vis import find_target_layer
+
+    target = keras_model.get_layer(find_target_layer(keras_model))
+    return keras.Model(keras_model.inputs, [target.output, keras_model.output])
 
 
 def inference_only(keras_model: keras.Model) -> keras.Model:

@@ -23,24 +23,22 @@ from brainscan.modelfolder import LITE_FILE, write_json
 def representative_inputs(model_dir: Path, data_root: Path, size: int, samples: int, seed: int = 0) -> np.ndarray:
     """`samples` prepared training images of the model's own split (blank slices skipped)."""
     from brainscan.scans.batch import prepare_paths
+    from brainscan.training.prepare import BLANK_STD
 
     files = json.loads((model_dir / "split.json").read_text())["files"]["train"]
     pick = np.random.default_rng(seed).permutation(len(files))[: samples * 2]
     x, _, _ = prepare_paths([str(data_root / files[i]) for i in pick], size)
-    x = x[x.reshape(len(x), -1).std(axis=1) > 3.0 / 255]
+    x = x[x.reshape(len(x), -1).std(axis=1) > BLANK_STD]
     return x[:samples]
 
 
 def int8_flatbuffer(keras_model, inputs: np.ndarray) -> bytes:
     """The two-output LiteRT model of brainscan.training.export (feature map, logits) in full integer."""
-    import keras
     import tensorflow as tf
 
-    from brainscan.cam.keras_vis import find_target_layer
+    from brainscan.training.export import lite_outputs_model
 
-    target = keras_model.get_layer(find_target_layer(keras_model))
-    two = keras.Model(keras_model.inputs, [target.output, keras_model.output])
-    converter = tf.lite.TFLiteConverter.from_keras_model(two)
+    converter = tf.lite.TFLiteConverter.from_keras_model(lite_outputs_model(keras_model))
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
 
     def representative():
